@@ -1,0 +1,121 @@
+"""Single-trial CLI (no Ray): `python -m dipddpm run --method staged [...]`.
+
+Resolves the config chain (defaults -> profile -> --config -> --set), runs the
+trial with a rich progress bar, writes result.json, curves.json and PNGs, and
+prints a summary. Bad input: one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import ConfigError
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dipddpm", description="Run one dipddpm trial without Ray.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run one trial and write DIR/result.json")
+    r.add_argument("--method", choices=("staged", "hybrid"), help="method (default: the --config's, else staged)")
+    r.add_argument("--profile", choices=("auto", "cpu", "gpu"), default=None,
+                   help="built-in profile (default auto: gpu when CUDA is available, else cpu)")
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config field; VALUE is YAML (e.g. dip.lr=1e-4, data.images=[astronaut])")
+    r.add_argument("--config", help="a previous result.json (reruns that trial) or a YAML/JSON config mapping")
+    r.add_argument("--out", help="output folder (default: out/<method>-<trial_key>)")
+    r.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    r.add_argument("--dry-run", action="store_true", help="print the resolved config and trial key, run nothing")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_sets(sets: list[str]) -> dict:
+    """['dip.lr=1e-4', ...] -> nested dict, values parsed as YAML 1.2."""
+    from .config import nested
+    from .yamlio import loads
+
+    flat = {}
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
+        flat[key.strip()] = loads(raw, where=f"--set {key.strip()}")
+    return nested(flat)
+
+
+def load_config_file(path: str) -> tuple[dict, str | None]:
+    """A record's `config` (and its profile), or a plain config mapping."""
+    from .yamlio import load_file
+
+    data = load_file(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: expected a mapping (a result.json or a config), got {type(data).__name__}")
+    if "config" in data and "trial_key" in data:
+        return data["config"], data.get("profile")
+    return data, None
+
+
+def resolve_cli(args) -> tuple[object, str]:
+    """The trial config and profile the arguments describe."""
+    from .config import resolve
+
+    layers, file_profile = [], None
+    if args.config:
+        file_cfg, file_profile = load_config_file(args.config)
+        layers.append((f"--config {args.config}", file_cfg))
+    if args.method:
+        layers.append(("--method", {"method": args.method}))
+    layers.append(("--set", parse_sets(args.sets)))
+    profile = args.profile or file_profile or "auto"
+    if profile == "auto":
+        import torch
+
+        profile = "gpu" if torch.cuda.is_available() else "cpu"
+    return resolve(layers, profile), profile
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg, profile = resolve_cli(args)
+        if args.dry_run:
+            return _dry_run(cfg, profile)
+        return _run(cfg, profile, args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _dry_run(cfg, profile: str) -> int:
+    import json
+
+    from .config import config_dict, trial_key
+
+    print(json.dumps({"profile": profile, "trial_key": trial_key(cfg), "config": config_dict(cfg)}, indent=2))
+    return 0
+
+
+def _run(cfg, profile: str, args) -> int:
+    from rich.console import Console
+
+    from . import trial
+    from .config import trial_key
+    from .progress import TrialProgress, summary_table
+    from .record import build_record, write_outputs
+
+    console = Console(stderr=True)
+    out = Path(args.out or f"out/{cfg.method}-{trial_key(cfg)}")
+    console.print(f"[bold]{cfg.method}[/] trial {trial_key(cfg)} · profile [bold]{profile}[/] · out {out}")
+    with TrialProgress(console, disabled=args.quiet) as progress:
+        result = trial.run(cfg, report=progress.report, device=args.device)
+    record = build_record(cfg, result, profile)
+    path = write_outputs(out, record, result)
+    Console().print(summary_table(record))
+    console.print(f"wrote {path}")
+    return 0

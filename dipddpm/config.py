@@ -1,0 +1,219 @@
+"""Trial configuration: one frozen dataclass per concern, layers, canonical form, key.
+
+Precedence, lowest first (DESIGN §5): documented defaults -> built-in profile
+(cpu | gpu) -> sweep base / --config file -> sweep profile -> grid cell /
+--set -> seed. Either/or groups: a layer that sets one member replaces the whole
+group from lower layers; a layer setting two members is an error.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import ConfigError
+from .images import TEST_IMAGES
+from .schema import NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT_OPEN, from_dict, section, spec, to_dict
+
+METHODS = ("staged", "hybrid")
+PROFILES = ("cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    images: tuple[str, ...] = spec(TEST_IMAGES, doc="test images: bundled scikit-image names or file paths")
+    size: int = spec(256, (lambda v: v >= 16, "an integer >= 16"), "side in px after centre-crop + resize")
+    root: str | None = spec(None, doc="a folder of the user's images (used with glob when images is empty)")
+    glob: str | None = spec("*", doc="file pattern inside root")
+
+
+@dataclass(frozen=True)
+class DegradationConfig:
+    # Either/or: fixing σ keeps the task the same when a sweep changes the schedule.
+    noise_std: float | None = spec(25 / 255, (lambda v: 0 < v <= 2, "a number in (0, 2]"),
+                                   "Gaussian noise std on [0,1] (the DIP paper's 25/255)")
+    t_obs: int | None = spec(None, (lambda v: v >= 1, "an integer >= 1"), "observation step (instead of noise_std)")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    beta_schedule: Literal["linear", "squaredcos_cap_v2"] = spec("linear", doc="diffusers beta schedule")
+    num_train_timesteps: int = spec(1000, (lambda v: v >= 10, "an integer >= 10"), "T")
+
+
+@dataclass(frozen=True)
+class DipConfig:
+    net: Literal["skip", "simple"] = spec("skip", doc="skip: the DIP paper's hourglass; simple: the seeds' 3-conv CNN")
+    scales: int = spec(5, POSITIVE_INT, "hourglass depth (skip net)")
+    channels: int = spec(128, POSITIVE_INT, "channels per scale (paper: 128)")
+    skip_channels: int = spec(4, (lambda v: v >= 0, "an integer >= 0"), "skip-connection channels (paper: 4)")
+    kernel: int = spec(3, (lambda v: v % 2 == 1, "an odd integer"), "conv kernel size")
+    input_channels: int = spec(32, POSITIVE_INT, "channels of the fixed noise input (paper: 32)")
+    input_scale: float = spec(0.1, POSITIVE, "input noise ~ U(0, input_scale) (paper: 0.1)")
+    reg_noise_std: float = spec(1 / 30, NON_NEGATIVE, "input perturbation per step (paper: 1/30)")
+    lr: float = spec(0.01, POSITIVE, "Adam learning rate (paper and seed: 0.01)")
+    output_ema: float | None = spec(0.99, UNIT_OPEN, "EMA of outputs used as the estimate (paper's 0.99); null: off")
+
+
+@dataclass(frozen=True)
+class EsConfig:
+    window: int = spec(100, (lambda v: v >= 2, "an integer >= 2"), "ES-WMV window W (paper: 100)")
+    patience: int = spec(1000, POSITIVE_INT, "ES-WMV patience P (paper: 1000)")
+
+
+@dataclass(frozen=True)
+class StagedConfig:
+    variant: Literal["staged", "baseline"] = spec("staged", doc="baseline: plain DIP on y for stages × iters_per_stage")
+    targets: Literal["observation", "clean"] | None = spec(
+        "observation", doc="observation: targets from y alone; clean: the seed's ORACLE study")
+    levels: tuple[float, ...] | None = spec((3.0, 2.0, 1.5, 1.25, 1.0), POSITIVE,
+                                            "descending noise levels, multiples of the observation's σ")
+    timesteps: tuple[int, ...] | None = spec(None, NON_NEGATIVE, "explicit descending steps (instead of levels)")
+    noise: Literal["chain", "independent"] | None = spec("chain", doc="targets as one forward trajectory or drawn apart")
+    iters_per_stage: int = spec(400, POSITIVE_INT, "DIP iterations per stage")
+    stage_switch: Literal["fixed", "wmv"] | None = spec("fixed", doc="wmv: next stage when ES-WMV fires (capped)")
+    stages: int | None = spec(None, POSITIVE_INT, "number of stages; derived from the ladder (the baseline keeps only this)")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    method: Literal["staged", "hybrid"] = spec("staged", doc="staged DIP or hybrid DIP→DDPM")
+    seed: int = spec(0, (lambda v: v >= 0, "an integer >= 0"), "seeds every (image, purpose) generator")
+    eval_every: int = spec(25, POSITIVE_INT, "iterations between SSIM / target-PSNR / loss evaluations")
+    data: DataConfig = section(DataConfig)
+    degradation: DegradationConfig = section(DegradationConfig)
+    diffusion: DiffusionConfig = section(DiffusionConfig)
+    dip: DipConfig = section(DipConfig)
+    es: EsConfig = section(EsConfig)
+    staged: StagedConfig | None = section(StagedConfig, optional=True)
+
+
+# Either/or groups (DESIGN §5), as (section, members).
+EITHER_OR = (
+    ("degradation", ("noise_std", "t_obs")),
+    ("staged", ("levels", "timesteps")),
+)
+
+# Built-in profiles, merged over the documented defaults.
+PROFILE_LAYERS: dict[str, dict[str, Any]] = {
+    # 64 px, a 32-channel skip net: ~45 ms per DIP step on 2 cores, one image,
+    # 5 stages × 240 iterations, so one staged trial takes about a minute.
+    "cpu": {
+        "data": {"size": 64, "images": ["astronaut"]},
+        "dip": {"channels": 32},
+        "staged": {"iters_per_stage": 240},
+        "es": {"window": 100, "patience": 600},
+    },
+    # The seed's sizes: 256 px, the paper's 128-channel net, 6 stages × 400 iterations.
+    "gpu": {
+        "data": {"size": 256},
+        "dip": {"channels": 128},
+        "staged": {"levels": [3.0, 2.5, 2.0, 1.5, 1.25, 1.0], "iters_per_stage": 400},
+        "es": {"window": 100, "patience": 1000},
+    },
+}
+
+
+def nested(dotted: dict[str, Any]) -> dict[str, Any]:
+    """{'dip.lr': 1e-3} -> {'dip': {'lr': 1e-3}}."""
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        parts = str(key).split(".")
+        node = out
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: {p} is set both as a value and as a section")
+        node[parts[-1]] = value
+    return out
+
+
+def _group_members_set(layer: dict, sec: str, members: tuple[str, ...]) -> list[str]:
+    body = layer.get(sec)
+    if not isinstance(body, dict):
+        return []
+    return [m for m in members if body.get(m) is not None]
+
+
+def merge_layer(base: dict, layer: dict, where: str) -> dict:
+    """Deep-merge `layer` over `base`, applying the either/or group rule."""
+    out = copy.deepcopy(base)
+    for sec, members in EITHER_OR:
+        chosen = _group_members_set(layer, sec, members)
+        if len(chosen) > 1:
+            raise ConfigError(f"{sec}.{chosen[0]}: set either {' or '.join(members)}, not both ({where})")
+        if chosen and isinstance(out.get(sec), dict):
+            for m in members:
+                out[sec][m] = None
+    _deep_update(out, layer)
+    return out
+
+
+def _deep_update(dst: dict, src: dict) -> None:
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            _deep_update(dst[key], value)
+        else:
+            dst[key] = copy.deepcopy(value)
+
+
+def resolve(layers: list[tuple[str, dict]], profile: str | None = None) -> "TrialConfig":
+    """Defaults -> profile -> each (name, nested layer) in order; validated and canonical."""
+    merged = to_dict(TrialConfig())
+    if profile is not None:
+        if profile not in PROFILE_LAYERS:
+            raise ConfigError(f"profile: expected one of {' | '.join(PROFILES)}, got {profile!r}")
+        merged = merge_layer(merged, PROFILE_LAYERS[profile], f"profile {profile}")
+    for where, layer in layers:
+        if not isinstance(layer, dict):
+            raise ConfigError(f"{where}: expected a mapping of config keys, got {type(layer).__name__}")
+        merged = merge_layer(merged, layer, where)
+    cfg = from_dict(TrialConfig, merged)
+    return canonical(cfg)
+
+
+def canonical(cfg: TrialConfig) -> TrialConfig:
+    """Null the fields that do not apply, so equal trials hash equal (DESIGN §5); validate combinations."""
+    from .validate import check_trial  # needs the schedule; kept out of import time
+
+    data = cfg.data if cfg.data.root else dataclasses.replace(cfg.data, glob=None)
+    cfg = dataclasses.replace(cfg, data=data)
+    if cfg.method == "staged":
+        cfg = dataclasses.replace(cfg, staged=_canonical_staged(cfg.staged or StagedConfig()))
+    else:
+        cfg = dataclasses.replace(cfg, staged=None)
+    check_trial(cfg)
+    return cfg
+
+
+def _canonical_staged(st: StagedConfig) -> StagedConfig:
+    ladder = st.levels if st.levels is not None else st.timesteps
+    if ladder is not None:
+        if st.stages is not None and st.stages != len(ladder) and st.variant == "staged":
+            raise ConfigError(f"staged.stages: expected {len(ladder)} (the ladder's length) or null, got {st.stages}")
+        st = dataclasses.replace(st, stages=len(ladder))
+    elif st.variant == "staged":
+        raise ConfigError("staged.levels: expected a list of levels (or staged.timesteps), got null")
+    if st.stages is None:
+        raise ConfigError("staged.stages: expected an integer > 0 (a baseline needs the ladder's length), got null")
+    if st.variant == "baseline":
+        # Plain DIP on y: the ladder, targets, noise and switching do not apply.
+        st = dataclasses.replace(st, targets=None, levels=None, timesteps=None, noise=None, stage_switch=None)
+    else:
+        st = dataclasses.replace(
+            st, targets=st.targets or "observation", noise=st.noise or "chain", stage_switch=st.stage_switch or "fixed")
+    return st
+
+
+def config_dict(cfg: TrialConfig) -> dict[str, Any]:
+    return to_dict(cfg)
+
+
+def trial_key(cfg: TrialConfig) -> str:
+    """Hash of the canonical config (seed included): the identity of a trial."""
+    blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,76 @@
+"""Shared DIP loop pieces: the fitter (net, input, Adam step, output EMA) and divergence.
+
+Used by staged DIP and, later, by the hybrid method's DIP stage.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .nets import build_dip_net, dip_input
+from .rng import torch_generator
+
+
+class Diverged(RuntimeError):
+    """Raised inside a run when the loss became NaN/inf; carries the iteration."""
+
+    def __init__(self, iteration: int):
+        super().__init__(f"loss became non-finite by iteration {iteration}")
+        self.iteration = iteration
+
+
+class DipFitter:
+    """A fresh DIP network for one image: z fixed, z + N(0, reg_noise_std) each step.
+
+    `step(target)` does one Adam step on MSE(net(z'), target) and returns the
+    estimate: the output EMA (the DIP paper's exp_weight) if enabled, else the output.
+    """
+
+    def __init__(self, dip_cfg, image: str, seed: int, size: int, device: torch.device):
+        self.cfg = dip_cfg
+        self.device = device
+        init_gen = torch_generator(seed, image, "dip_init")
+        with torch.random.fork_rng(devices=[]):  # module init uses the global RNG: isolate it
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=init_gen)))
+            self.net = build_dip_net(dip_cfg).to(device)
+        self.net.train()  # BatchNorm stays in train mode, as in DIP
+        self.z = dip_input(dip_cfg.input_channels, size, dip_cfg.input_scale,
+                           torch_generator(seed, image, "dip_input")).to(device)
+        self.reg_gen = torch_generator(seed, image, "dip_reg_noise")
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=dip_cfg.lr)
+        self.ema: torch.Tensor | None = None
+
+    def _input(self) -> torch.Tensor:
+        if self.cfg.reg_noise_std <= 0:
+            return self.z
+        noise = torch.randn(self.z.shape, generator=self.reg_gen).to(self.device, non_blocking=True)
+        return self.z + self.cfg.reg_noise_std * noise
+
+    def step(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step. target: (1, C, H, W). Returns (estimate, loss) as device tensors."""
+        self.opt.zero_grad(set_to_none=True)
+        out = self.net(self._input())  # (1, C, H, W) in (0, 1)
+        loss = F.mse_loss(out, target)
+        loss.backward()
+        self.opt.step()
+        out = out.detach()
+        decay = self.cfg.output_ema
+        if decay is None:
+            return out, loss.detach()
+        self.ema = out.clone() if self.ema is None else self.ema.mul_(decay).add_(out, alpha=1 - decay)
+        return self.ema, loss.detach()
+
+
+def check_finite(losses: torch.Tensor, upto: int) -> None:
+    """Raise Diverged if any of the first `upto` per-iteration losses is NaN/inf (one host sync)."""
+    if not bool(torch.isfinite(losses[:upto]).all()):
+        bad = int(torch.nonzero(~torch.isfinite(losses[:upto]))[0].item())
+        raise Diverged(bad)
+
+
+def psnr_db(mse: float) -> float:
+    """PSNR in dB at data range 1 from an MSE (for fit diagnostics, not scores)."""
+    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)

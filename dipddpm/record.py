@@ -1,0 +1,112 @@
+"""Result records and the files beside them: result.json, curves.json, PNGs.
+
+A record holds everything needed to rerun its trial: `python -m dipddpm run
+--config result.json` reproduces it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import TrialConfig, config_dict, trial_key
+
+PACKAGES = ("torch", "diffusers", "scikit-image", "numpy", "ray", "wandb")
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the dipddpm source: part of every cache key, so stale artefacts are never reused."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+@lru_cache(maxsize=1)
+def versions() -> dict:
+    out = {}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    out["dipddpm_code"] = code_version()
+    try:
+        out["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        out["git_commit"] = None
+    return out
+
+
+def build_record(cfg: TrialConfig, result, profile: str | None) -> dict:
+    return {
+        "trial_key": trial_key(cfg),
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "profile": profile,
+        "status": result.status,
+        "error": result.error,
+        "config": config_dict(cfg),
+        "metrics": _jsonable(result.metrics),
+        "per_image": _jsonable(result.per_image),
+        "device": result.device,
+        "versions": versions(),
+    }
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_png(path: Path, img: torch.Tensor) -> None:
+    """(C, H, W) float in [0,1] -> 8-bit PNG."""
+    from PIL import Image
+
+    arr = (img.detach().cpu().clamp(0, 1).numpy().transpose(1, 2, 0) * 255.0).round().astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def write_outputs(out_dir: str | Path, record: dict, result) -> Path:
+    """result.json, curves.json and images/<image>_<kind>.png under out_dir."""
+    out = Path(out_dir)
+    for name, imgs in result.images.items():
+        for kind, img in imgs.items():
+            save_png(out / "images" / f"{name}_{kind}.png", img)
+    atomic_write_text(out / "curves.json", json.dumps(_jsonable(result.curves)))
+    atomic_write_text(out / "result.json", json.dumps(record, indent=2))
+    return out / "result.json"

@@ -1,0 +1,139 @@
+"""Staged DIP (DESIGN §3): fit DIP to DDPM forward-process targets, most noisy first.
+
+Targets (in the DDPM's [-1,1] space, shown to DIP through the unbiased mapping):
+- targets=observation: from q(x_{t_k} | y), the forward chain continued from
+  y = x_{t_obs}; a level of 1 is y itself. Uses only what a user has.
+- targets=clean (ORACLE): from q(x_{t_k} | x0).
+- noise=chain: one forward trajectory, the least noisy target from the source,
+  each noisier one from the previous (q(x_t | x_s), s < t); independent: each
+  target drawn from the source separately.
+The baseline is plain DIP on y for stages × iters_per_stage iterations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .degradation import Observation, schedule_of
+from .diffusion import Schedule, q_sample_from, shown_to_dip, to_signed
+from .early_stopping import PeakTracker, WmvDetector
+from .ladder import ladder_steps
+from .loop import DipFitter, Diverged, check_finite, psnr_db
+from .rng import torch_generator
+from .reporting import Reporter
+from .scoring import score_image
+
+
+@dataclass
+class Stage:
+    step: int  # forward-process step of the target (t_obs for y itself)
+    target01: torch.Tensor  # (C, H, W) what DIP is fitted to, unclipped
+
+
+def stage_targets(obs: Observation, st, schedule: Schedule, seed: int) -> list[Stage]:
+    """The stage ladder's targets for one image, most noisy first."""
+    if st.variant == "baseline":
+        return [Stage(obs.level.t_obs, obs.y01)]
+    steps = ladder_steps(st, schedule, obs.level)
+    if st.targets == "observation":
+        src, s0 = obs.y, obs.level.t_obs
+    else:
+        src, s0 = to_signed(obs.x0), -1  # ORACLE: the clean image as source
+    gen = torch_generator(seed, obs.name, "stage_targets")
+    prev, s_prev = src, s0
+    by_step: dict[int, torch.Tensor] = {}
+    for t in reversed(steps):  # least noisy first, so a chain is one forward trajectory
+        if t == s0:
+            x_t = src  # level 1 with observation targets: y itself
+        else:
+            base, s = (prev, s_prev) if st.noise == "chain" else (src, s0)
+            eps = torch.randn(src.shape, generator=gen, dtype=torch.float32)
+            x_t = q_sample_from(schedule, base, s, t, eps).to(torch.float32)
+        by_step[t] = x_t
+        prev, s_prev = x_t, t
+    return [Stage(t, shown_to_dip(schedule, by_step[t], t)) for t in steps]
+
+
+@dataclass
+class ImageRun:
+    """What one image's fit produced: metrics, curves, images to save."""
+
+    name: str
+    metrics: dict = field(default_factory=dict)
+    curves: dict = field(default_factory=dict)
+    images: dict = field(default_factory=dict)  # name -> (C, H, W) in [0,1]
+    diverged: bool = False
+    error: str | None = None
+
+
+def fit_image(obs: Observation, cfg, device: torch.device, report: Reporter) -> ImageRun:
+    """Staged (or baseline) DIP on one observation, tracking the oracle peak and ES-WMV."""
+    st, es, schedule = cfg.staged, cfg.es, schedule_of(cfg)
+    stages = stage_targets(obs, st, schedule, cfg.seed)
+    per_stage = st.iters_per_stage * (st.stages if st.variant == "baseline" else 1)
+    total = per_stage * len(stages)
+    x0 = obs.x0.unsqueeze(0).to(device)  # (1, C, H, W)
+    fitter = DipFitter(cfg.dip, obs.name, cfg.seed, x0.shape[-1], device)
+    peak, wmv = PeakTracker(x0, total), WmvDetector(es.window, es.patience, x0, total)
+    losses = torch.full((total,), float("nan"), device=device)
+    run = ImageRun(obs.name)
+    ev = {"iter": [], "ssim": [], "psnr": [], "psnr_target": [], "loss": [], "wmv_var": []}
+    boundaries, it, t0, est, last_good = [], 0, time.perf_counter(), None, None
+    try:
+        for k, stage in enumerate(stages):
+            boundaries.append(it)
+            target = stage.target01.unsqueeze(0).to(device)
+            switch = WmvDetector(es.window, es.patience, x0, total) if st.stage_switch == "wmv" else None
+            for j in range(per_stage):
+                est, loss = fitter.step(target)
+                losses[it] = loss
+                peak.update(est, it)
+                wmv.update(est, it)
+                if switch is not None:
+                    switch.update(est, it)
+                it += 1
+                if it % cfg.eval_every == 0 or j == per_stage - 1:
+                    check_finite(losses, it)
+                    last_good = est.clone()
+                    _evaluate(ev, it, est, target, x0, losses, peak, wmv, cfg.eval_every)
+                    report.step(obs.name, it, total, {k_: v[-1] for k_, v in ev.items()} | {"stage": k})
+                    if switch is not None and k < len(stages) - 1 and switch.fired():
+                        break
+    except Diverged as exc:
+        run.diverged, run.error = True, f"diverged: {exc}"
+    dip_s = time.perf_counter() - t0
+    last = last_good if last_good is not None else peak.best_img
+    run.curves = _curves(peak, wmv, ev, boundaries, stages, it)
+    run.metrics, run.images = score_image(obs, peak, wmv, last, it)
+    run.metrics |= {"dip_s": dip_s, "iters": it, "stage_steps": [s.step for s in stages],
+                    "ms_per_iter": 1000 * dip_s / max(it, 1)}
+    return run
+
+
+def _evaluate(ev, it, est, target, x0, losses, peak, wmv, every) -> None:
+    """SSIM vs x0, PSNR vs x0 and vs the current target, mean loss since the last eval."""
+    from .metrics import ssim
+
+    ev["iter"].append(it)
+    ev["ssim"].append(ssim(est[0].clamp(0, 1), x0[0]))
+    ev["psnr"].append(float(peak.curve[it - 1]))
+    ev["psnr_target"].append(psnr_db(float(torch.mean((est - target) ** 2))))
+    ev["loss"].append(float(losses[max(0, it - every):it].mean()))
+    v = float(wmv.curve[it - 1])
+    ev["wmv_var"].append(None if v != v else v)
+
+
+def _curves(peak, wmv, ev, boundaries, stages, n) -> dict:
+    def finite(xs):
+        return [None if x != x or x in (float("inf"), float("-inf")) else x for x in xs]
+
+    return {
+        "psnr": finite(peak.curve[:n].tolist()),
+        "wmv_var": finite(wmv.curve[:n].tolist()),
+        "eval": ev,
+        "stage_boundaries": boundaries,
+        "stage_steps": [s.step for s in stages],
+    }

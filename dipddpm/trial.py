@@ -1,0 +1,85 @@
+"""One trial: a config -> observations -> the method on each image -> a result.
+
+`run(cfg, report)` is the whole science side of a trial; the CLI and the Ray
+trainable are thin wrappers around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from .degradation import noise_level, observe, schedule_of
+from .images import image_id, load_image, resolve_refs
+from .reporting import ReportFn, Reporter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrialResult:
+    status: str  # ok | diverged
+    error: str | None
+    metrics: dict  # means over images (es_fired: the fraction of images where ES-WMV fired)
+    per_image: dict[str, dict]
+    curves: dict[str, dict]
+    images: dict[str, dict[str, torch.Tensor]] = field(repr=False)
+    device: str = "cpu"
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def observations(cfg):
+    """The trial's test observations, in config order; the same seed gives the same y."""
+    schedule = schedule_of(cfg)
+    level = noise_level(cfg, schedule)
+    for ref in resolve_refs(cfg.data.images, cfg.data.root, cfg.data.glob or "*"):
+        name = image_id(ref)
+        yield observe(name, load_image(ref, cfg.data.size), schedule, level, cfg.seed)
+
+
+def run(cfg, report: ReportFn | None = None, device: str | None = None) -> TrialResult:
+    """Run the configured method on every test image (stops at the first divergence)."""
+    from . import staged
+
+    dev = pick_device(device)
+    obs_list = list(observations(cfg))
+    reporter = Reporter(report, len(obs_list))
+    t0 = time.perf_counter()
+    runs = []
+    for i, obs in enumerate(obs_list):
+        reporter.begin_image(i, sum(r.metrics.get("iters", 0) for r in runs))
+        runs.append(staged.fit_image(obs, cfg, dev, reporter))
+        if runs[-1].diverged:
+            log.warning("%s diverged on %s: stopping the trial", cfg.method, obs.name)
+            break
+    status = "diverged" if any(r.diverged for r in runs) else "ok"
+    error = next((r.error for r in runs if r.error), None)
+    metrics = aggregate([r.metrics for r in runs])
+    metrics["time_s"] = time.perf_counter() - t0
+    metrics["images"] = len(runs)
+    return TrialResult(status, error, metrics, {r.name: r.metrics for r in runs},
+                       {r.name: r.curves for r in runs}, {r.name: r.images for r in runs}, str(dev))
+
+
+def aggregate(per_image: list[dict]) -> dict:
+    """Mean of every numeric metric over images; booleans become fractions; lists are dropped."""
+    out: dict = {}
+    if not per_image:
+        return out
+    for key in per_image[0]:
+        vals = [m[key] for m in per_image if key in m]
+        if all(isinstance(v, bool) for v in vals):
+            out[key] = sum(vals) / len(vals)
+        elif all(isinstance(v, (int, float)) for v in vals):
+            mean = sum(vals) / len(vals)
+            out[key] = mean if math.isfinite(mean) else None
+    return out
