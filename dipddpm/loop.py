@@ -49,13 +49,18 @@ class DipFitter:
         noise = torch.randn(self.z.shape, generator=self.reg_gen).to(self.device, non_blocking=True)
         return self.z + self.cfg.reg_noise_std * noise
 
-    def step(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, target: torch.Tensor, iteration: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step. target: (1, C, H, W). Returns (estimate, loss) as device tensors."""
         self.opt.zero_grad(set_to_none=True)
         out = self.net(self._input())  # (1, C, H, W) in (0, 1)
         loss = F.mse_loss(out, target)
         loss.backward()
-        self.opt.step()
+        try:
+            self.opt.step()
+        except RuntimeError as exc:  # e.g. Adam's step size overflowing float at an absurd lr
+            if "overflow" not in str(exc):
+                raise
+            raise Diverged(iteration) from exc
         out = out.detach()
         decay = self.cfg.output_ema
         if decay is None:

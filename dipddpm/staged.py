@@ -88,7 +88,7 @@ def fit_image(obs: Observation, cfg, device: torch.device, report: Reporter) -> 
             target = stage.target01.unsqueeze(0).to(device)
             switch = WmvDetector(es.window, es.patience, x0, total) if st.stage_switch == "wmv" else None
             for j in range(per_stage):
-                est, loss = fitter.step(target)
+                est, loss = fitter.step(target, it)
                 losses[it] = loss
                 peak.update(est, it)
                 wmv.update(est, it)

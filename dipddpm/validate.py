@@ -19,14 +19,13 @@ def check_trial(cfg) -> None:
 
 def _check_staged(cfg, schedule, level) -> None:
     st, es = cfg.staged, cfg.es
+    if st.variant == "staged":
+        ladder_steps(st, schedule, level)
     total = st.stages * st.iters_per_stage
     if es.window >= total:
         raise ConfigError(f"es.window: expected fewer than the run's {total} iterations, got {es.window}")
     if es.patience >= total:
         raise ConfigError(f"es.patience: expected fewer than the run's {total} iterations, got {es.patience}")
-    if st.variant == "baseline":
-        return
-    ladder_steps(st, schedule, level)
-    if st.stage_switch == "wmv" and es.patience >= st.iters_per_stage:
+    if st.variant == "staged" and st.stage_switch == "wmv" and es.patience >= st.iters_per_stage:
         raise ConfigError(f"es.patience: expected fewer than staged.iters_per_stage={st.iters_per_stage} "
                           f"with stage_switch=wmv, got {es.patience}")

@@ -1,0 +1,36 @@
+# dipddpm — every target that needs the virtual environment builds it first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+METHOD ?= staged
+PROFILE ?= auto
+ARGS ?=
+
+export RAY_USAGE_STATS_ENABLED ?= 0
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast run clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  variables: METHOD=$(METHOD) PROFILE=$(PROFILE) ARGS='$(ARGS)' (e.g. ARGS='--set dip.lr=1e-3')"
+
+install: $(STAMP) ## create .venv with the package, CPU torch when there is no GPU, and test tools
+
+$(STAMP): pyproject.toml .ci/install
+	PYTHON=$(PYTHON) VENV=$(VENV) bash .ci/install
+	@touch $@
+
+test: $(STAMP) ## run the test suite (unit + end-to-end)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP) ## unit tests only (skips the slow end-to-end ones)
+	$(PY) -m pytest -q -m "not slow"
+
+run: $(STAMP) ## one trial without Ray: make run METHOD=staged PROFILE=cpu ARGS='--set ...'
+	$(PY) -m dipddpm run --method $(METHOD) --profile $(PROFILE) $(ARGS)
+
+clean: ## remove outputs (out/) and caches, keep the venv
+	rm -rf out .pytest_cache

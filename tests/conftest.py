@@ -1,0 +1,27 @@
+"""Shared fixtures: a tiny staged config composed from the real cpu profile, then shrunk."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+# A real profile, shrunk: 32 px, 8-channel 3-scale skip net, 2 stages of 30 iterations.
+TINY = {
+    "data": {"size": 32, "images": ["astronaut"]},
+    "dip": {"channels": 8, "scales": 3},
+    "staged": {"levels": [2.0, 1.0], "iters_per_stage": 30},
+    "es": {"window": 5, "patience": 20},
+    "eval_every": 10,
+}
+
+
+@pytest.fixture
+def tiny_layers():
+    """Layers to pass to config.resolve after the cpu profile."""
+    import copy
+
+    return [("tiny", copy.deepcopy(TINY))]

@@ -1,0 +1,74 @@
+import pytest
+
+from dipddpm.config import nested, resolve, trial_key
+from dipddpm.errors import ConfigError
+from dipddpm.yamlio import loads
+
+
+def test_yaml_reads_exponent_literals_as_numbers():
+    assert loads("lr: 1e-4") == {"lr": 1e-4}
+    assert loads("a: 1.5e3\nb: .5\nc: -2E-2\nd: 3\ne: '1e-4'") == {"a": 1500.0, "b": 0.5, "c": -0.02, "d": 3, "e": "1e-4"}
+
+
+def test_precedence_later_layers_win():
+    cfg = resolve([("base", {"dip": {"lr": 0.02}}), ("cell", nested({"dip.lr": 0.008}))], "cpu")
+    assert cfg.dip.lr == 0.008
+    assert cfg.data.size == 64  # from the cpu profile
+    assert resolve([], "gpu").data.size == 256
+
+
+def test_either_or_group_a_later_layer_replaces_the_other_member():
+    cfg = resolve([("set", nested({"degradation.t_obs": 30}))], "cpu")
+    assert cfg.degradation.t_obs == 30 and cfg.degradation.noise_std is None
+    cfg = resolve([("a", nested({"degradation.t_obs": 30})), ("b", nested({"degradation.noise_std": 0.05}))], "cpu")
+    assert cfg.degradation.noise_std == 0.05 and cfg.degradation.t_obs is None
+    cfg = resolve([("set", nested({"staged.timesteps": [200, 120, 56]}))], "cpu")
+    assert cfg.staged.levels is None and cfg.staged.timesteps == (200, 120, 56)
+
+
+@pytest.mark.parametrize(
+    "layer,message",
+    [
+        ({"degradation": {"noise_std": 0.1, "t_obs": 30}}, r"^degradation\.noise_std: set either noise_std or t_obs"),
+        ({"staged": {"levels": [2, 1], "timesteps": [80, 56]}}, r"^staged\.levels: set either levels or timesteps"),
+        ({"dip": {"lr": -0.01}}, r"^dip\.lr: expected a number > 0, got -0\.01$"),
+        ({"dip": {"lrr": 0.01}}, r"^dip\.lrr: unknown key"),
+        ({"dip": {"channels": "wide"}}, r"^dip\.channels: expected an integer, got 'wide'$"),
+        ({"staged": {"variant": "fancy"}}, r"^staged\.variant: expected one of staged \| baseline"),
+        ({"staged": {"levels": [2, 1, 0.5]}}, r"^staged\.levels\[2\]: expected a level >= 1 with targets=observation"),
+        ({"staged": {"timesteps": [80, 40]}, "es": {"patience": 100}}, r"^staged\.timesteps\[1\]: expected a step >= t_obs=56"),
+        ({"staged": {"levels": [1.25, 2]}, "es": {"patience": 100}}, r"^staged\.levels\[1\]: expected a strictly descending"),
+        ({"staged": {"levels": [1.001, 1.0]}, "es": {"patience": 100}}, r"^staged\.levels\[1\]: level 1\.0 maps to step 56, the same step as level 1\.001"),
+        ({"data": {"images": ["astronaut", "no_such_photo"]}}, r"^data\.images\[1\]: unknown image 'no_such_photo'"),
+        ({"degradation": {"t_obs": 5000}}, r"^degradation\.t_obs: expected an integer in \[1, 999\]"),
+        ({"es": {"patience": 5000}}, r"^es\.patience: expected fewer than the run's"),
+        ({"staged": {"stage_switch": "wmv"}}, r"^es\.patience: expected fewer than staged\.iters_per_stage"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_key(layer, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        resolve([("set", layer)], "cpu")
+    assert "\n" not in str(info.value)
+
+
+def test_clean_targets_may_go_below_the_observation():
+    cfg = resolve([("set", {"staged": {"targets": "clean", "timesteps": [30, 25, 20, 15, 10, 5]}})], "cpu")
+    assert cfg.staged.timesteps == (30, 25, 20, 15, 10, 5)
+
+
+def test_baseline_ignores_the_ladder_so_equal_cells_share_a_key():
+    base = {"staged": {"variant": "baseline"}}
+    k1 = trial_key(resolve([("a", base), ("b", nested({"staged.levels": [3, 2, 1.5, 1.25, 1]}))], "cpu"))
+    k2 = trial_key(resolve([("a", base), ("b", nested({"staged.levels": [4, 3, 2, 1.5, 1]}))], "cpu"))
+    k3 = trial_key(resolve([("a", base), ("b", nested({"staged.targets": "clean", "staged.noise": "independent"}))], "cpu"))
+    assert k1 == k2 == k3
+    staged1 = trial_key(resolve([("b", nested({"staged.levels": [3, 2, 1.5, 1.25, 1]}))], "cpu"))
+    staged2 = trial_key(resolve([("b", nested({"staged.levels": [4, 3, 2, 1.5, 1]}))], "cpu"))
+    assert staged1 != staged2 != k1
+
+
+def test_trial_key_changes_with_the_seed_and_any_field():
+    a = resolve([], "cpu")
+    assert trial_key(a) == trial_key(resolve([], "cpu"))
+    assert trial_key(a) != trial_key(resolve([("s", {"seed": 1})], "cpu"))
+    assert trial_key(a) != trial_key(resolve([("s", nested({"dip.lr": 0.008}))], "cpu"))
