@@ -24,31 +24,32 @@ from dipddpm.staged import stage_targets
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "stereo_motorcycle")
 WINDOWS = (25, 50, 100, 150)
-PATIENCES = (100, 200, 300, 400, 600, 800)
+PATIENCES = (100, 200, 300, 400, 500, 600, 800)
 
 
-def trajectory(cfg, photo: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """All estimates (N, 1, C, H, W) and their PSNR vs x0 (N,) for one photo."""
+def trajectory(cfg, photo: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Raw outputs and estimates (N, 1, C, H, W) and the estimates' PSNR vs x0 (N,) for one photo."""
     schedule = schedule_of(cfg)
     obs = observe(photo, load_image(photo, cfg.data.size), schedule, noise_level(cfg, schedule), cfg.seed)
     stages = stage_targets(obs, cfg.staged, schedule, cfg.seed)
     per_stage = cfg.staged.iters_per_stage * (cfg.staged.stages if cfg.staged.variant == "baseline" else 1)
     fitter = DipFitter(cfg.dip, obs.name, cfg.seed, cfg.data.size, torch.device("cpu"))
-    ests, psnrs = [], []
+    outs, ests, psnrs = [], [], []
     for stage in stages:
         target = stage.target01.unsqueeze(0)
         for _ in range(per_stage):
-            est, _ = fitter.step(target)
+            est, out, _ = fitter.step(target)
+            outs.append(out.clone())
             ests.append(est.clone())
             psnrs.append(float(-10 * torch.log10(torch.mean((est[0] - obs.x0) ** 2))))
-    return torch.stack(ests), torch.tensor(psnrs)
+    return torch.stack(outs), torch.stack(ests), torch.tensor(psnrs)
 
 
-def replay(ests: torch.Tensor, psnrs: torch.Tensor, window: int, patience: int) -> dict:
+def replay(outs: torch.Tensor, ests: torch.Tensor, psnrs: torch.Tensor, window: int, patience: int) -> dict:
     det = WmvDetector(window, patience, ests[0], len(ests))
     fired_at = None
-    for i, est in enumerate(ests):
-        det.update(est, i)
+    for i, (out, est) in enumerate(zip(outs, ests)):
+        det.update(out, i, est)
         if fired_at is None and det.fired():
             fired_at = i
     it = int(det.best_iter) if fired_at is not None else len(ests) - 1
@@ -56,21 +57,29 @@ def replay(ests: torch.Tensor, psnrs: torch.Tensor, window: int, patience: int) 
     return {"fired": fired_at is not None, "iter_es": it, "gap_db": round(peak - float(psnrs[it]), 3)}
 
 
+def _yaml(v):
+    from dipddpm.yamlio import loads
+
+    return loads(v) if isinstance(v, str) else v
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--photos", nargs="*", default=list(PHOTOS))
     ap.add_argument("--out", default="benchmarks/es_calibration.json")
+    ap.add_argument("--set", action="append", default=[], help="KEY=VALUE config overrides")
     args = ap.parse_args()
     out = {"profile": args.profile, "runs": []}
     for variant in ("baseline", "staged"):
-        cfg = resolve([("calibration", nested({"staged.variant": variant}))], args.profile)
+        overrides = {"staged.variant": variant} | dict(a.split("=", 1) for a in args.set)
+        cfg = resolve([("calibration", nested({k: _yaml(v) for k, v in overrides.items()}))], args.profile)
         for photo in args.photos:
             t0 = time.perf_counter()
-            ests, psnrs = trajectory(cfg, photo)
+            outs, ests, psnrs = trajectory(cfg, photo)
             row = {"variant": variant, "photo": photo, "iters": len(ests), "seconds": time.perf_counter() - t0,
                    "psnr_peak": float(psnrs.max()), "iter_peak": int(psnrs.argmax()), "psnr_end": float(psnrs[-1]),
-                   "grid": {f"W{w}_P{p}": replay(ests, psnrs, w, p) for w in WINDOWS for p in PATIENCES}}
+                   "grid": {f"W{w}_P{p}": replay(outs, ests, psnrs, w, p) for w in WINDOWS for p in PATIENCES}}
             out["runs"].append(row)
             print(variant, photo, f"peak {row['psnr_peak']:.2f}@{row['iter_peak']} end {row['psnr_end']:.2f}", flush=True)
             with open(args.out, "w") as f:

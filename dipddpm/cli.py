@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="a previous result.json (reruns that trial) or a YAML/JSON config mapping")
     r.add_argument("--out", help="output folder (default: out/<method>-<trial_key>)")
     r.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    r.add_argument("--cache-dir", help="artefact cache (default: $DIPDDPM_CACHE, else the user cache folder)")
+    r.add_argument("--no-cache", action="store_true", help="train / fit everything afresh, store nothing")
     r.add_argument("--dry-run", action="store_true", help="print the resolved config and trial key, run nothing")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -105,6 +107,7 @@ def _run(cfg, profile: str, args) -> int:
     from rich.console import Console
 
     from . import trial
+    from .cache import ArtefactCache
     from .config import trial_key
     from .progress import TrialProgress, summary_table
     from .record import build_record, write_outputs
@@ -113,7 +116,8 @@ def _run(cfg, profile: str, args) -> int:
     out = Path(args.out or f"out/{cfg.method}-{trial_key(cfg)}")
     console.print(f"[bold]{cfg.method}[/] trial {trial_key(cfg)} · profile [bold]{profile}[/] · out {out}")
     with TrialProgress(console, disabled=args.quiet) as progress:
-        result = trial.run(cfg, report=progress.report, device=args.device)
+        cache = ArtefactCache(args.cache_dir, enabled=not args.no_cache)
+        result = trial.run(cfg, report=progress.report, device=args.device, cache=cache)
     record = build_record(cfg, result, profile)
     path = write_outputs(out, record, result)
     Console().print(summary_table(record))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .errors import ConfigError
-from .images import TEST_IMAGES
+from .images import TEST_IMAGES, TRAIN_IMAGES
 from .schema import NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT_OPEN, from_dict, section, spec, to_dict
 
 METHODS = ("staged", "hybrid")
@@ -80,6 +80,40 @@ class StagedConfig:
 
 
 @dataclass(frozen=True)
+class DdpmConfig:
+    channels: tuple[int, ...] = spec((128, 128, 256, 256, 512, 512), (lambda v: v > 0 and v % 8 == 0, "a multiple of 8"),
+                                     "UNet2DModel block_out_channels (the seed's tutorial UNet)")
+    attention_levels: tuple[int, ...] = spec((4,), NON_NEGATIVE, "levels with self-attention blocks (tutorial: the 5th)")
+    layers_per_block: int = spec(2, POSITIVE_INT, "ResNet layers per UNet block")
+    norm_groups: int = spec(32, POSITIVE_INT, "GroupNorm groups (must divide every channel count)")
+    train_steps: int | None = spec(4000, POSITIVE_INT, "optimizer steps (default: dataset size then cannot change the compute)")
+    epochs: int | None = spec(None, POSITIVE_INT, "passes over dataset_size crops (the seed's reading, instead of train_steps)")
+    dataset_size: int = spec(1000, POSITIVE_INT, "reproducible random crops of the training pool")
+    batch_size: int = spec(16, POSITIVE_INT, "crops per step")
+    crop: int = spec(128, (lambda v: v >= 8, "an integer >= 8"), "training crop side in px")
+    lr: float = spec(1e-4, POSITIVE, "AdamW peak learning rate")
+    warmup_frac: float = spec(0.05, (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+                              "cosine-LR warm-up as a fraction of the run (a fixed 500 outlives short runs)")
+    ema: float | None = spec(0.999, UNIT_OPEN, "EMA decay of the weights used for sampling; null: off")
+    t_max: int | None = spec(None, NON_NEGATIVE, "train only on t <= t_max (null: every step)")
+    train_images: tuple[str, ...] = spec(TRAIN_IMAGES, doc="the training pool, disjoint from the test images")
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    train_on: Literal["clean", "dip"] = spec("clean", doc="dip: train on DIP reconstructions of noisy crops (the seed's code)")
+    train_dip_iters: int | None = spec(300, POSITIVE_INT, "DIP iterations per training crop (train_on=dip)")
+    start: Literal["dip", "observation", "noise"] = spec("dip", doc="where the reverse process starts")
+    t0_frac: float | None = spec(0.5, (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+                                 "start=dip: restart at the step whose σ is t0_frac × σ_obs")
+    dip_iters: int | None = spec(1200, POSITIVE_INT, "DIP iterations on y (start=dip); the ES-WMV point if dip_stop=wmv")
+    dip_stop: Literal["fixed", "wmv"] | None = spec("fixed", doc="DIP estimate at the last iteration or the ES-WMV point")
+    sampler: Literal["ddpm", "ddim", "onestep"] | None = spec(
+        "ddim", doc="ddpm: every step; ddim (eta 0): sample_steps steps; onestep: Tweedie x0 at the start step")
+    sample_steps: int | None = spec(10, POSITIVE_INT, "UNet calls for ddim")
+
+
+@dataclass(frozen=True)
 class TrialConfig:
     method: Literal["staged", "hybrid"] = spec("staged", doc="staged DIP or hybrid DIP→DDPM")
     seed: int = spec(0, (lambda v: v >= 0, "an integer >= 0"), "seeds every (image, purpose) generator")
@@ -87,15 +121,18 @@ class TrialConfig:
     data: DataConfig = section(DataConfig)
     degradation: DegradationConfig = section(DegradationConfig)
     diffusion: DiffusionConfig = section(DiffusionConfig)
-    dip: DipConfig = section(DipConfig)
-    es: EsConfig = section(EsConfig)
+    dip: DipConfig | None = section(DipConfig, optional=True)
+    es: EsConfig | None = section(EsConfig, optional=True)
     staged: StagedConfig | None = section(StagedConfig, optional=True)
+    ddpm: DdpmConfig | None = section(DdpmConfig, optional=True)
+    hybrid: HybridConfig | None = section(HybridConfig, optional=True)
 
 
 # Either/or groups (DESIGN §5), as (section, members).
 EITHER_OR = (
     ("degradation", ("noise_std", "t_obs")),
     ("staged", ("levels", "timesteps")),
+    ("ddpm", ("train_steps", "epochs")),
 )
 
 # Built-in profiles, merged over the documented defaults.
@@ -107,6 +144,11 @@ PROFILE_LAYERS: dict[str, dict[str, Any]] = {
         "dip": {"channels": 32},
         "staged": {"iters_per_stage": 240},
         "es": {"window": 100, "patience": 600},
+        # A ~0.6M-parameter UNet on 32 px crops, about two minutes of training on 2 cores.
+        "ddpm": {"channels": [32, 64], "attention_levels": [], "layers_per_block": 2, "norm_groups": 8,
+                 "train_steps": 150, "dataset_size": 1000, "batch_size": 16, "crop": 32, "lr": 1e-3,
+                 "ema": None},
+        "hybrid": {"dip_iters": 600},
     },
     # The seed's sizes: 256 px, the paper's 128-channel net, 6 stages × 400 iterations.
     "gpu": {
@@ -114,6 +156,10 @@ PROFILE_LAYERS: dict[str, dict[str, Any]] = {
         "dip": {"channels": 128},
         "staged": {"levels": [3.0, 2.5, 2.0, 1.5, 1.25, 1.0], "iters_per_stage": 400},
         "es": {"window": 100, "patience": 1000},
+        # The seed's tutorial UNet at 128 px, 1000 crops, 1000 timesteps.
+        "ddpm": {"channels": [128, 128, 256, 256, 512, 512], "attention_levels": [4], "crop": 128,
+                 "dataset_size": 1000, "train_steps": 4000},
+        "hybrid": {"dip_iters": 1800},
     },
 }
 
@@ -183,11 +229,39 @@ def canonical(cfg: TrialConfig) -> TrialConfig:
     data = cfg.data if cfg.data.root else dataclasses.replace(cfg.data, glob=None)
     cfg = dataclasses.replace(cfg, data=data)
     if cfg.method == "staged":
-        cfg = dataclasses.replace(cfg, staged=_canonical_staged(cfg.staged or StagedConfig()))
+        cfg = dataclasses.replace(cfg, staged=_canonical_staged(cfg.staged or StagedConfig()), ddpm=None,
+                                  hybrid=None, dip=cfg.dip or DipConfig(), es=cfg.es or EsConfig())
     else:
-        cfg = dataclasses.replace(cfg, staged=None)
+        cfg = _canonical_hybrid(dataclasses.replace(cfg, staged=None))
     check_trial(cfg)
     return cfg
+
+
+def _fill(obj, names: tuple[str, ...]):
+    """Give applicable fields that are null their documented default (e.g. after a start mode switch)."""
+    default = type(obj)()
+    return dataclasses.replace(obj, **{n: getattr(obj, n) if getattr(obj, n) is not None else getattr(default, n)
+                                       for n in names})
+
+
+def _canonical_hybrid(cfg: TrialConfig) -> TrialConfig:
+    dd, hy = cfg.ddpm or DdpmConfig(), cfg.hybrid or HybridConfig()
+    if (dd.train_steps is None) == (dd.epochs is None):
+        raise ConfigError("ddpm.train_steps: expected exactly one of ddpm.train_steps or ddpm.epochs, got "
+                          + ("both" if dd.train_steps is not None else "neither"))
+    none = dict.fromkeys
+    if hy.start == "noise":  # an unconditional 20-step DDIM floor: no DIP, no restart step, no sampler choice
+        hy = dataclasses.replace(hy, **none(("t0_frac", "dip_iters", "dip_stop", "sampler", "sample_steps")))
+    elif hy.start == "observation":
+        hy = _fill(dataclasses.replace(hy, **none(("t0_frac", "dip_iters", "dip_stop"))), ("sampler",))
+    else:
+        hy = _fill(hy, ("t0_frac", "dip_iters", "dip_stop", "sampler"))
+    hy = _fill(hy, ("sample_steps",)) if hy.sampler == "ddim" else dataclasses.replace(hy, sample_steps=None)
+    hy = _fill(hy, ("train_dip_iters",)) if hy.train_on == "dip" else dataclasses.replace(hy, train_dip_iters=None)
+    uses_dip = hy.start == "dip" or hy.train_on == "dip"
+    uses_es = hy.start == "dip" and hy.dip_stop == "wmv"
+    return dataclasses.replace(cfg, ddpm=dd, hybrid=hy, dip=(cfg.dip or DipConfig()) if uses_dip else None,
+                               es=(cfg.es or EsConfig()) if uses_es else None)
 
 
 def _canonical_staged(st: StagedConfig) -> StagedConfig:

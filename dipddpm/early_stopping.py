@@ -10,6 +10,9 @@
 
   fires when VAR has not reached a new minimum for P iterations; the ES point
   is the iteration of that minimum. Computed from running sums in float64.
+  The variance is taken over the network's raw outputs (an output EMA would
+  smooth away the very fluctuation the detector watches), while the image kept
+  at the ES point is the estimate the method reports (the EMA when enabled).
 """
 
 from __future__ import annotations
@@ -53,8 +56,10 @@ class WmvDetector:
         self.best_img = torch.zeros_like(like)
         self.fired_t = torch.tensor(False, device=dev)
 
-    def update(self, est: torch.Tensor, it: int) -> None:
-        x = est[0]
+    def update(self, out: torch.Tensor, it: int, est: torch.Tensor | None = None) -> None:
+        """out: (1, C, H, W) raw output whose variance is watched; est: the estimate kept (default: out)."""
+        est = out if est is None else est
+        x = out[0]
         slot = self.seen % self.window
         if self.seen >= self.window:  # evict the oldest estimate from the running sums
             old = self.buffer[slot].double()

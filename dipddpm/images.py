@@ -133,15 +133,17 @@ def load_image(ref: str, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).to(torch.float32)
 
 
-def load_pool_image(ref: str, test_size: int, native_size: int) -> np.ndarray:
-    """A training-pool image at the test images' scale: (H', W', 3) float64.
+def load_pool_image(ref: str, size: int) -> np.ndarray:
+    """A training-pool image resized the way test images are: shorter side -> `size`. (H', W', 3) float64.
 
-    Pool images are resized by the same factor a test image of `native_size`
-    pixels (shorter side) undergoes to become `test_size`, so random crops of
-    the pool show objects at the scale the test images show them.
+    Test images are centre-cropped to a square and resized to `size`; the pool
+    image keeps its whole frame but gets the same shorter-side scale, so random
+    crops of it show objects at the scale the test images show them.
     """
-    from skimage.transform import rescale
+    from skimage.transform import resize
 
     arr = _load_raw(ref)
-    factor = test_size / native_size
-    return rescale(arr, factor, channel_axis=-1, anti_aliasing=factor < 1, order=3).clip(0.0, 1.0)
+    h, w = arr.shape[:2]
+    factor = size / min(h, w)
+    shape = (max(size, round(h * factor)), max(size, round(w * factor)))
+    return resize(arr, shape, anti_aliasing=factor < 1, order=3, mode="reflect").clip(0.0, 1.0)

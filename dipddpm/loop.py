@@ -29,15 +29,16 @@ class DipFitter:
     estimate: the output EMA (the DIP paper's exp_weight) if enabled, else the output.
     """
 
-    def __init__(self, dip_cfg, image: str, seed: int, size: int, device: torch.device):
+    def __init__(self, dip_cfg, image: str, seed: int, size: int, device: torch.device, groups: int = 1):
         self.cfg = dip_cfg
         self.device = device
+        self.groups = groups
         init_gen = torch_generator(seed, image, "dip_init")
         with torch.random.fork_rng(devices=[]):  # module init uses the global RNG: isolate it
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=init_gen)))
-            self.net = build_dip_net(dip_cfg).to(device)
+            self.net = build_dip_net(dip_cfg, groups=groups).to(device)
         self.net.train()  # BatchNorm stays in train mode, as in DIP
-        self.z = dip_input(dip_cfg.input_channels, size, dip_cfg.input_scale,
+        self.z = dip_input(dip_cfg.input_channels * groups, size, dip_cfg.input_scale,
                            torch_generator(seed, image, "dip_input")).to(device)
         self.reg_gen = torch_generator(seed, image, "dip_reg_noise")
         self.opt = torch.optim.Adam(self.net.parameters(), lr=dip_cfg.lr)
@@ -49,11 +50,12 @@ class DipFitter:
         noise = torch.randn(self.z.shape, generator=self.reg_gen).to(self.device, non_blocking=True)
         return self.z + self.cfg.reg_noise_std * noise
 
-    def step(self, target: torch.Tensor, iteration: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """One optimizer step. target: (1, C, H, W). Returns (estimate, loss) as device tensors."""
+    def step(self, target: torch.Tensor, iteration: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimizer step. target: (1, C, H, W). Returns (estimate, raw output, loss) on the device."""
         self.opt.zero_grad(set_to_none=True)
         out = self.net(self._input())  # (1, C, H, W) in (0, 1)
-        loss = F.mse_loss(out, target)
+        # Σ over fused networks of each one's MSE: every network gets its own plain-DIP gradient.
+        loss = F.mse_loss(out, target) * self.groups
         loss.backward()
         try:
             self.opt.step()
@@ -64,9 +66,9 @@ class DipFitter:
         out = out.detach()
         decay = self.cfg.output_ema
         if decay is None:
-            return out, loss.detach()
+            return out, out, loss.detach()
         self.ema = out.clone() if self.ema is None else self.ema.mul_(decay).add_(out, alpha=1 - decay)
-        return self.ema, loss.detach()
+        return self.ema, out, loss.detach()
 
 
 def check_finite(losses: torch.Tensor, upto: int) -> None:

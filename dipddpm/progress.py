@@ -43,15 +43,26 @@ def _fmt(v, spec: str = ".2f") -> str:
     return format(v, spec) if isinstance(v, float) else str(v)
 
 
-# (label, psnr key, ssim key, iteration key)
-_ROWS = (
+# (label, psnr key, ssim key, iteration/steps key)
+_REFERENCE_ROWS = (
     ("observation (clipped)", "psnr_observation", "ssim_observation", None),
     ("TV (scikit-image)", "psnr_tv", "ssim_tv", None),
     ("NL-means (scikit-image)", "psnr_nlm", "ssim_nlm", None),
+)
+_STAGED_ROWS = (
     ("DIP at end", "psnr", "ssim", "iters"),
     ("DIP at ES-WMV point", "psnr_es", "ssim_es", "iter_es"),
     ("DIP at peak [ORACLE]", "psnr_peak", "ssim_peak", "iter_peak"),
 )
+
+
+def _rows(record: dict) -> tuple:
+    if record["method"] == "staged":
+        return _REFERENCE_ROWS + _STAGED_ROWS
+    hy = record["config"]["hybrid"]
+    sampler = "20-step DDIM" if hy["start"] == "noise" else hy["sampler"]
+    rows = _REFERENCE_ROWS + (("DIP alone", "psnr_dip", "ssim_dip", "dip_iters_run"),)
+    return rows + ((f"DDPM from {hy['start']} ({sampler})", "psnr", "ssim", "reverse_steps"),)
 
 
 def summary_table(record: dict) -> Table:
@@ -66,20 +77,36 @@ def summary_table(record: dict) -> Table:
     for name in images:
         table.add_column(f"{name} PSNR", justify="right")
         table.add_column("SSIM", justify="right")
-        table.add_column("iter", justify="right")
-    for label, pk, sk, ik in _ROWS:
+        table.add_column("iter" if record["method"] == "staged" else "steps", justify="right")
+    for label, pk, sk, ik in _rows(record):
+        if not any(pk in record["per_image"][n] for n in images):
+            continue
         cells = []
         for name in images:
             pm = record["per_image"][name]
             cells += [_fmt(pm.get(pk)), _fmt(pm.get(sk), ".3f"), _fmt(pm.get(ik)) if ik else ""]
         table.add_row(label, *cells)
-    gaps = ", ".join(f"{n}: gap {_fmt(record['per_image'][n].get('es_gap_db'))} dB, fired "
-                     f"{_fmt(record['per_image'][n].get('es_fired'))}" for n in images)
-    table.caption = f"ES-WMV {gaps} · {_fmt(m.get('time_s'), '.1f')} s"
+    table.caption = _caption(record)
     return table
 
 
+def _caption(record: dict) -> str:
+    m, per = record["metrics"], record["per_image"]
+    if record["method"] == "staged":
+        gaps = ", ".join(f"{n}: gap {_fmt(per[n].get('es_gap_db'))} dB, fired {_fmt(per[n].get('es_fired'))}"
+                         for n in per)
+        return f"ES-WMV {gaps} · {_fmt(m.get('time_s'), '.1f')} s"
+    hits = f"cache hit: ddpm {_fmt(m.get('cache_hit_ddpm'))}"
+    return (f"t_start {_fmt(m.get('t_start'), '.0f')} · train {_fmt(m.get('train_s'), '.1f')} s "
+            f"({m.get('train_steps')} steps, {_fmt(m.get('epochs'), '.2f')} epochs) · dip {_fmt(m.get('dip_s'), '.1f')} s · "
+            f"sample {_fmt(m.get('sample_s'), '.1f')} s · wall {_fmt(m.get('wall_s'), '.1f')} s · {hits}")
+
+
 def _variant(cfg: dict) -> str:
+    if cfg.get("method") == "hybrid":
+        hy, dd = cfg["hybrid"], cfg["ddpm"]
+        t0 = f", t0_frac={hy['t0_frac']}" if hy.get("t0_frac") is not None else ""
+        return f"start={hy['start']}{t0}, train_on={hy['train_on']}, UNet {tuple(dd['channels'])}"
     st = cfg.get("staged") or {}
     if st.get("variant") == "baseline":
         return "baseline (plain DIP)"

@@ -88,12 +88,12 @@ def fit_image(obs: Observation, cfg, device: torch.device, report: Reporter) -> 
             target = stage.target01.unsqueeze(0).to(device)
             switch = WmvDetector(es.window, es.patience, x0, total) if st.stage_switch == "wmv" else None
             for j in range(per_stage):
-                est, loss = fitter.step(target, it)
+                est, out, loss = fitter.step(target, it)
                 losses[it] = loss
                 peak.update(est, it)
-                wmv.update(est, it)
+                wmv.update(out, it, est)
                 if switch is not None:
-                    switch.update(est, it)
+                    switch.update(out, it, est)
                 it += 1
                 if it % cfg.eval_every == 0 or j == per_stage - 1:
                     check_finite(losses, it)

@@ -46,13 +46,36 @@ def observations(cfg):
         yield observe(name, load_image(ref, cfg.data.size), schedule, level, cfg.seed)
 
 
-def run(cfg, report: ReportFn | None = None, device: str | None = None) -> TrialResult:
-    """Run the configured method on every test image (stops at the first divergence)."""
-    from . import staged
-
+def run(cfg, report: ReportFn | None = None, device: str | None = None, cache=None) -> TrialResult:
+    """Run the configured method on every test image. `cache`: an ArtefactCache (hybrid only)."""
     dev = pick_device(device)
     obs_list = list(observations(cfg))
     reporter = Reporter(report, len(obs_list))
+    if cfg.method == "hybrid":
+        return _run_hybrid(cfg, obs_list, dev, reporter, cache)
+    return _run_staged(cfg, obs_list, dev, reporter)
+
+
+def _run_hybrid(cfg, obs_list, dev, reporter, cache) -> TrialResult:
+    from . import hybrid
+    from .cache import ArtefactCache
+    from .loop import Diverged
+
+    t0 = time.perf_counter()
+    try:
+        runs, extra = hybrid.run(obs_list, cfg, dev, reporter, cache or ArtefactCache())
+    except Diverged as exc:
+        return TrialResult("diverged", f"diverged: {exc}", {"wall_s": time.perf_counter() - t0}, {}, {}, {}, str(dev))
+    curves = {r.name: r.curves for r in runs} | {"ddpm": {"train_loss": extra.pop("train_loss_curve")}}
+    metrics = aggregate([r.metrics for r in runs]) | extra
+    metrics |= {"wall_s": time.perf_counter() - t0, "images": len(runs)}
+    return TrialResult("ok", None, metrics, {r.name: r.metrics for r in runs}, curves,
+                       {r.name: r.images for r in runs}, str(dev))
+
+
+def _run_staged(cfg, obs_list, dev, reporter) -> TrialResult:
+    from . import staged
+
     t0 = time.perf_counter()
     runs = []
     for i, obs in enumerate(obs_list):
@@ -64,7 +87,7 @@ def run(cfg, report: ReportFn | None = None, device: str | None = None) -> Trial
     status = "diverged" if any(r.diverged for r in runs) else "ok"
     error = next((r.error for r in runs if r.error), None)
     metrics = aggregate([r.metrics for r in runs])
-    metrics["time_s"] = time.perf_counter() - t0
+    metrics["time_s"] = metrics["wall_s"] = time.perf_counter() - t0
     metrics["images"] = len(runs)
     return TrialResult(status, error, metrics, {r.name: r.metrics for r in runs},
                        {r.name: r.curves for r in runs}, {r.name: r.images for r in runs}, str(dev))

@@ -15,6 +15,39 @@ def check_trial(cfg) -> None:
     resolve_refs(cfg.data.images, cfg.data.root, cfg.data.glob or "*")
     if cfg.method == "staged":
         _check_staged(cfg, schedule, level)
+    else:
+        _check_hybrid(cfg, schedule, level)
+
+
+def _check_hybrid(cfg, schedule, level) -> None:
+    from .hybrid import pool_overlap, start_step
+
+    dd, hy = cfg.ddpm, cfg.hybrid
+    for i, c in enumerate(dd.channels):
+        if c % dd.norm_groups:
+            raise ConfigError(f"ddpm.norm_groups: expected a divisor of every ddpm.channels entry, "
+                              f"got {dd.norm_groups} (channels[{i}] = {c})")
+    for i, lv in enumerate(dd.attention_levels):
+        if lv >= len(dd.channels):
+            raise ConfigError(f"ddpm.attention_levels[{i}]: expected a level < {len(dd.channels)}, got {lv}")
+    factor = 2 ** (len(dd.channels) - 1)
+    for key, px in (("ddpm.crop", dd.crop), ("data.size", cfg.data.size)):
+        if px % factor:
+            raise ConfigError(f"{key}: expected a multiple of {factor} (the UNet halves it "
+                              f"{len(dd.channels) - 1} times), got {px}")
+    if dd.crop > cfg.data.size:
+        raise ConfigError(f"ddpm.crop: expected at most data.size={cfg.data.size}, got {dd.crop}")
+    if dd.t_max is not None and dd.t_max >= schedule.num_train_timesteps:
+        raise ConfigError(f"ddpm.t_max: expected a step < {schedule.num_train_timesteps}, got {dd.t_max}")
+    t_start = start_step(cfg, schedule, level)
+    if dd.t_max is not None and t_start > dd.t_max:
+        raise ConfigError(f"ddpm.t_max: expected >= the start step {t_start} of start={hy.start} "
+                          f"(the model must be trained there), got {dd.t_max}")
+    overlap = pool_overlap(cfg)
+    if overlap:
+        raise ConfigError(f"ddpm.train_images: expected images disjoint from data.images, got {', '.join(overlap)} in both")
+    if hy.dip_stop == "wmv" and cfg.es.patience >= hy.dip_iters:
+        raise ConfigError(f"es.patience: expected fewer than hybrid.dip_iters={hy.dip_iters}, got {cfg.es.patience}")
 
 
 def _check_staged(cfg, schedule, level) -> None:

@@ -1,0 +1,91 @@
+"""Disk cache for expensive, shared artefacts: trained DDPMs and DIP estimates (DESIGN §4).
+
+Key: a hash of exactly the config fields that determine the artefact, the seed
+and the code version (a hash of the dipddpm source). Location: an explicit
+folder, else $DIPDDPM_CACHE, else the user cache directory. Safe under
+concurrent trials: a file lock per key, then write to a temp file and rename.
+Each entry keeps the seconds it cost to make, so a hit can be charged honestly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def default_root() -> Path:
+    env = os.environ.get("DIPDDPM_CACHE")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("dipddpm"))
+
+
+def cache_key(kind: str, fields: dict, seed: int, code: str) -> str:
+    blob = json.dumps({"kind": kind, "fields": fields, "seed": seed, "code": code}, sort_keys=True, default=list)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+@dataclass
+class Entry:
+    value: Any
+    cost_s: float  # seconds it took to make (charged to every trial that uses it)
+    hit: bool  # True when read from disk rather than made now
+
+
+class ArtefactCache:
+    """get_or_make(kind, key, make) with one maker per key across processes."""
+
+    def __init__(self, root: str | Path | None = None, enabled: bool = True):
+        self.enabled = enabled
+        self.root = Path(root) if root else default_root()
+
+    def path(self, kind: str, key: str) -> Path:
+        return self.root / kind / f"{key}.pt"
+
+    def get_or_make(self, kind: str, key: str, make: Callable[[], Any], meta: dict | None = None) -> Entry:
+        if not self.enabled:
+            return self._make(make)
+        from filelock import FileLock
+
+        path = self.path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            if path.exists():
+                try:
+                    blob = torch.load(path, map_location="cpu", weights_only=False)
+                    return Entry(blob["value"], float(blob["cost_s"]), True)
+                except Exception as exc:  # noqa: BLE001 - a corrupt entry is rebuilt, never fatal
+                    log.warning("cache entry %s unreadable (%s); rebuilding", path, exc)
+            entry = self._make(make)
+            _atomic_save({"value": entry.value, "cost_s": entry.cost_s, "meta": meta or {}}, path)
+            return entry
+
+    @staticmethod
+    def _make(make: Callable[[], Any]) -> Entry:
+        t0 = time.perf_counter()
+        value = make()
+        return Entry(value, time.perf_counter() - t0, False)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

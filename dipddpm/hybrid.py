@@ -1,0 +1,208 @@
+"""Hybrid DIP -> DDPM (DESIGN §4): DIP's estimate as the start of reverse diffusion.
+
+Per test observation y = x_{t_obs}, one start mode per trial:
+- dip: fit DIP to y, noise its estimate to t0 with q(x_t0 | x_dip) (t0: the step
+  whose σ is t0_frac × σ_obs), run the reverse process from t0 (SDEdit-style);
+- observation: y is already x_{t_obs}: run the reverse process from t_obs
+  (the principled DDPM denoiser, the strong baseline);
+- noise: an unconditional 20-step DDIM sample from T−1, scored against the
+  test image: the seed's "without DIP" floor.
+The DDPM is trained on crops of a pool disjoint from the test images, on the
+clean crops or (train_on=dip, the seed's code) on DIP reconstructions of noisy
+crops. Trained models and DIP estimates are cached (cache.py) and their cost
+charged to every trial that uses them.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .cache import ArtefactCache, cache_key
+from .degradation import NoiseLevel, Observation, noise_level, observe, schedule_of
+from .ddpm import build_unet, train_ddpm
+from .diffusion import Schedule, q_sample, to_signed
+from .early_stopping import WmvDetector
+from .loop import DipFitter, check_finite
+from .record import code_version
+from .reporting import Reporter
+from .rng import torch_generator
+from .sampling import reverse
+from .schema import to_dict
+from .scoring import reference_scores
+from .staged import ImageRun
+from .trainset import training_crops
+from .metrics import psnr, ssim
+
+NOISE_FLOOR_DDIM_STEPS = 20
+TRAIN_DIP_GROUP = 16  # training crops fitted at once by one grouped DIP
+
+
+def restart_step(schedule: Schedule, level: NoiseLevel, t0_frac: float) -> int:
+    """t0: the step whose σ is t0_frac × σ_obs (1 means as noisy as y)."""
+    return schedule.step_for_sigma(t0_frac * level.noise_std)
+
+
+def start_step(cfg, schedule: Schedule, level: NoiseLevel) -> int:
+    hy = cfg.hybrid
+    if hy.start == "observation":
+        return level.t_obs
+    if hy.start == "noise":
+        return schedule.num_train_timesteps - 1
+    return restart_step(schedule, level, hy.t0_frac)
+
+
+def noised_estimate(schedule: Schedule, x01: torch.Tensor, t0: int, eps: torch.Tensor) -> torch.Tensor:
+    """q(x_t0 | x_dip): the DIP estimate ([0,1]) moved to [-1,1] and noised to step t0."""
+    return q_sample(schedule, to_signed(x01), t0, eps).float()
+
+
+# ---- DIP on one image (fixed iterations or the ES-WMV point) ---------------------------------
+
+def fit_dip(target01: torch.Tensor, cfg, name: str, iters: int, stop: str, device, groups: int = 1) -> dict:
+    """Plain DIP on (G·C, H, W) targets; returns the estimate and where it was taken."""
+    fitter = DipFitter(cfg.dip, name, cfg.seed, target01.shape[-1], device, groups)
+    target = target01.unsqueeze(0).to(device)
+    wmv = WmvDetector(cfg.es.window, cfg.es.patience, target, iters) if stop == "wmv" else None
+    losses = torch.full((iters,), float("nan"), device=device)
+    for it in range(iters):
+        est, out, losses[it] = fitter.step(target, it)
+        if wmv is not None:
+            wmv.update(out, it, est)
+        if (it + 1) % cfg.eval_every == 0 or it + 1 == iters:
+            check_finite(losses, it + 1)
+            if wmv is not None and wmv.fired():
+                return {"x": wmv.best_img[0].cpu(), "iters": it + 1, "iter_es": int(wmv.best_iter), "es_fired": True}
+    return {"x": est[0].detach().cpu(), "iters": iters, "iter_es": iters - 1, "es_fired": False}
+
+
+def dip_fields(cfg) -> dict:
+    hy = cfg.hybrid
+    return {"dip": to_dict(cfg.dip), "degradation": to_dict(cfg.degradation), "diffusion": to_dict(cfg.diffusion),
+            "size": cfg.data.size, "iters": hy.dip_iters, "stop": hy.dip_stop,
+            "es": to_dict(cfg.es) if hy.dip_stop == "wmv" else None, "eval_every": cfg.eval_every}
+
+
+# ---- the DDPM, trained once per training config ------------------------------------------------
+
+def ddpm_fields(cfg) -> dict:
+    """Exactly the fields that determine the trained model (sampling fields excluded)."""
+    hy = cfg.hybrid
+    fields = {"ddpm": to_dict(cfg.ddpm), "diffusion": to_dict(cfg.diffusion), "size": cfg.data.size,
+              "train_on": hy.train_on}
+    if hy.train_on == "dip":
+        fields |= {"dip": to_dict(cfg.dip), "degradation": to_dict(cfg.degradation),
+                   "train_dip_iters": hy.train_dip_iters}
+    return fields
+
+
+def _dip_training_set(cfg, crops: torch.Tensor, schedule: Schedule, device) -> torch.Tensor:
+    """The seed code's reading: DIP reconstructions of noisy training crops, fitted G at a time."""
+    level = noise_level(cfg, schedule)
+    out = torch.empty_like(crops)
+    for start in range(0, len(crops), TRAIN_DIP_GROUP):
+        group = crops[start : start + TRAIN_DIP_GROUP]
+        noisy = torch.cat([observe(f"crop{start + i}", x, schedule, level, cfg.seed).y01 for i, x in enumerate(group)])
+        res = fit_dip(noisy, cfg, f"train-group{start}", cfg.hybrid.train_dip_iters, "fixed", device, len(group))
+        out[start : start + len(group)] = res["x"].view(len(group), *crops.shape[1:]).clamp(0, 1)
+    return out
+
+
+def _make_ddpm(cfg, schedule: Schedule, device, report) -> dict:
+    crops, n_src = training_crops(cfg.ddpm, cfg.data.size, cfg.seed)
+    if cfg.hybrid.train_on == "dip":
+        crops = _dip_training_set(cfg, crops, schedule, device)
+    trained = train_ddpm(cfg.ddpm, crops, schedule, cfg.seed, device, report)
+    return {"state_dict": {k: v.detach().cpu() for k, v in trained.model.state_dict().items()},
+            "train_steps": trained.train_steps, "epochs": trained.epochs, "loss_curve": trained.loss_curve,
+            "params": trained.params, "num_source_images": n_src, "dataset_size": len(crops)}
+
+
+def _load_model(cfg, blob: dict, device):
+    model = build_unet(cfg.ddpm, cfg.ddpm.crop)
+    model.load_state_dict(blob["state_dict"])
+    return model.to(device).eval().requires_grad_(False)
+
+
+# ---- one trial -----------------------------------------------------------------------------------
+
+def run(obs_list: list[Observation], cfg, device, reporter: Reporter, cache: ArtefactCache) -> tuple[list, dict]:
+    """Restore every observation with the configured start mode. Returns (image runs, trial metrics)."""
+    schedule = schedule_of(cfg)
+    code = code_version()
+
+    def train_report(step, m):
+        reporter.step("ddpm-train", step, cfg.ddpm.train_steps or step / m["train_progress"], {**m, "phase": "train"})
+
+    entry = cache.get_or_make("ddpm", cache_key("ddpm", ddpm_fields(cfg), cfg.seed, code),
+                              lambda: _make_ddpm(cfg, schedule, device, train_report), {"fields": ddpm_fields(cfg)})
+    model = _load_model(cfg, entry.value, device)
+    runs = [restore_image(obs, cfg, model, entry, schedule, device, cache, code) for obs in obs_list]
+    blob = entry.value
+    trial = {"train_s": entry.cost_s, "train_steps": blob["train_steps"], "epochs": blob["epochs"],
+             "num_source_images": blob["num_source_images"], "dataset_size": blob["dataset_size"],
+             "ddpm_params": blob["params"], "train_loss_first": blob["loss_curve"][0],
+             "train_loss_last": blob["loss_curve"][-1], "cache_hit_ddpm": entry.hit,
+             "cache_hit_dip": all(r.metrics.get("cache_hit_dip", True) for r in runs)}
+    trial["dip_s"] = sum(r.metrics.get("dip_s", 0.0) for r in runs)
+    trial["sample_s"] = sum(r.metrics["sample_s"] for r in runs)
+    trial["time_s"] = trial["train_s"] + trial["dip_s"] + trial["sample_s"]
+    return runs, trial | {"train_loss_curve": blob["loss_curve"]}
+
+
+def restore_image(obs: Observation, cfg, model, ddpm_entry, schedule: Schedule, device, cache, code) -> ImageRun:
+    hy, run = cfg.hybrid, ImageRun(obs.name)
+    gen = torch_generator(cfg.seed, obs.name, "sampling")
+    t_start = start_step(cfg, schedule, obs.level)
+    images = {}
+    if hy.start == "dip":
+        fields = dip_fields(cfg) | {"image": obs.name}
+        dip = cache.get_or_make("dip", cache_key("dip", fields, cfg.seed, code),
+                                lambda: fit_dip(obs.y01, cfg, obs.name, hy.dip_iters, hy.dip_stop, device), fields)
+        x_dip = dip.value["x"].clamp(0, 1)
+        run.metrics |= {"psnr_dip": psnr(x_dip, obs.x0), "ssim_dip": ssim(x_dip, obs.x0), "dip_s": dip.cost_s,
+                        "dip_iters_run": dip.value["iters"], "dip_es_fired": dip.value["es_fired"],
+                        "cache_hit_dip": dip.hit}
+        images["dip"] = x_dip
+        x_start = noised_estimate(schedule, x_dip, t_start, torch.randn(obs.x0.shape, generator=gen))
+    elif hy.start == "observation":
+        x_start = obs.y
+    t0 = time.perf_counter()
+    if hy.start == "noise":
+        x0_hat, calls, cost, hit = _noise_floor(obs, cfg, model, schedule, device, cache, code)
+    else:
+        x0_hat, calls = reverse(model, x_start.unsqueeze(0).to(device), t_start, hy.sampler, hy.sample_steps,
+                                schedule, gen)
+        x0_hat, cost, hit = x0_hat[0].cpu(), time.perf_counter() - t0, False
+    est = ((x0_hat + 1) / 2).clamp(0, 1)  # back to [0,1], scored against this image's own x0
+    ref_m, ref_img = reference_scores(obs)
+    run.metrics |= {"psnr": psnr(est, obs.x0), "ssim": ssim(est, obs.x0), "t_start": t_start,
+                    "reverse_steps": calls, "sample_s": cost, "cache_hit_sample": hit} | ref_m
+    run.images = ref_img | images | {"hybrid": est}
+    return run
+
+
+def _noise_floor(obs, cfg, model, schedule, device, cache, code):
+    """Unconditional 20-step DDIM from pure noise at T−1, once per model, seed and image."""
+    T = schedule.num_train_timesteps
+    fields = ddpm_fields(cfg) | {"image": obs.name, "shape": list(obs.x0.shape), "ddim_steps": NOISE_FLOOR_DDIM_STEPS}
+
+    def make():
+        gen = torch_generator(cfg.seed, obs.name, "sampling")
+        x_T = torch.randn((1, *obs.x0.shape), generator=gen).to(device)
+        x, calls = reverse(model, x_T, T - 1, "ddim", NOISE_FLOOR_DDIM_STEPS, schedule, gen)
+        return {"x": x[0].cpu(), "calls": calls}
+
+    entry = cache.get_or_make("noise_floor", cache_key("noise_floor", fields, cfg.seed, code), make, fields)
+    return entry.value["x"], entry.value["calls"], entry.cost_s, entry.hit
+
+
+def pool_overlap(cfg) -> list[str]:
+    """Names that are both test and training images (must be empty)."""
+    from .images import image_id, resolve_refs
+
+    test = {image_id(r) for r in resolve_refs(cfg.data.images, cfg.data.root, cfg.data.glob or "*")}
+    train = {image_id(r) for r in resolve_refs(cfg.ddpm.train_images, None, "*", path="ddpm.train_images")}
+    return sorted(test & train)
+

@@ -1,0 +1,36 @@
+"""DDPM training data: reproducible random crops of a pinned training pool (DESIGN §4, §6).
+
+Pool images are first resized the way test images are (shorter side -> data.size),
+then `dataset_size` crops of `ddpm.crop` px are drawn with random flips and 90°
+rotations from the (seed, 'train_pool', 'ddpm_data') generator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .images import image_id, load_pool_image, resolve_refs
+from .rng import numpy_generator
+
+
+def training_crops(ddpm_cfg, size: int, seed: int) -> tuple[torch.Tensor, int]:
+    """(dataset_size, 3, crop, crop) float32 in [0,1], and the number of source images."""
+    refs = resolve_refs(ddpm_cfg.train_images, None, "*", path="ddpm.train_images")
+    pool = [load_pool_image(ref, size) for ref in refs]
+    rng = numpy_generator(seed, "train_pool", "ddpm_data")
+    c = ddpm_cfg.crop
+    # Pick source images in proportion to their area, so large frames are not under-sampled.
+    areas = np.array([(p.shape[0] - c + 1) * (p.shape[1] - c + 1) for p in pool], dtype=np.float64)
+    picks = rng.choice(len(pool), size=ddpm_cfg.dataset_size, p=areas / areas.sum())
+    crops = np.empty((ddpm_cfg.dataset_size, c, c, 3), dtype=np.float32)
+    for n, i in enumerate(picks):
+        img = pool[i]
+        top, left = rng.integers(0, img.shape[0] - c + 1), rng.integers(0, img.shape[1] - c + 1)
+        crop = np.rot90(img[top : top + c, left : left + c], k=int(rng.integers(0, 4)))
+        crops[n] = crop[:, ::-1] if rng.random() < 0.5 else crop
+    return torch.from_numpy(crops.transpose(0, 3, 1, 2).copy()), len(refs)
+
+
+def pool_names(ddpm_cfg) -> list[str]:
+    return [image_id(r) for r in resolve_refs(ddpm_cfg.train_images, None, "*", path="ddpm.train_images")]

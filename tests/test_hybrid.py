@@ -1,0 +1,176 @@
+import dataclasses
+import multiprocessing as mp
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+from diffusers import DDPMScheduler
+
+from dipddpm import hybrid
+from dipddpm.cache import ArtefactCache, cache_key
+from dipddpm.config import nested, resolve
+from dipddpm.ddpm import train_ddpm
+from dipddpm.diffusion import Schedule
+from dipddpm.errors import ConfigError
+from dipddpm.images import TEST_IMAGES
+from dipddpm.sampling import ddpm_step, reverse
+from dipddpm.trainset import pool_names, training_crops
+from dipddpm.trial import observations
+
+TINY_HYBRID = {
+    "method": "hybrid",
+    "data": {"size": 32, "images": ["astronaut", "coffee"]},
+    "dip": {"channels": 8, "scales": 3},
+    "ddpm": {"channels": [16, 32], "layers_per_block": 1, "norm_groups": 8, "train_steps": 40,
+             "dataset_size": 32, "batch_size": 8, "crop": 16},
+    "hybrid": {"dip_iters": 30},
+    "eval_every": 10,
+}
+
+
+def _cfg(**dotted):
+    return resolve([("tiny", TINY_HYBRID), ("set", nested(dotted))], "cpu")
+
+
+class RecordingModel(torch.nn.Module):
+    """Stands in for the UNet: records the steps it is called at; predicts ε = 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, x, t):
+        self.calls.append(int(t[0]))
+        return SimpleNamespace(sample=torch.zeros_like(x))
+
+
+def test_training_loss_falls_on_a_tiny_set():
+    cfg = _cfg(**{"ddpm.train_steps": 120, "ddpm.lr": 2e-3})
+    crops, n_src = training_crops(cfg.ddpm, cfg.data.size, cfg.seed)
+    assert crops.shape == (32, 3, 16, 16) and 0 <= float(crops.min()) and float(crops.max()) <= 1
+    assert n_src == len(cfg.ddpm.train_images)
+    trained = train_ddpm(cfg.ddpm, crops, Schedule("linear", 1000), 0, torch.device("cpu"))
+    assert trained.train_steps == 120 and trained.epochs == pytest.approx(120 / 4)
+    first, last = trained.loss_curve[0], trained.loss_curve[-1]
+    assert last < 0.6 * first, trained.loss_curve
+
+
+def test_epochs_mode_counts_steps_from_the_dataset_size():
+    cfg = _cfg(**{"ddpm.epochs": 3})
+    assert cfg.ddpm.train_steps is None
+    trained = train_ddpm(cfg.ddpm, torch.rand(32, 3, 16, 16), Schedule("linear", 1000), 0, torch.device("cpu"))
+    assert trained.train_steps == 3 * 4 and trained.epochs == 3
+
+
+def test_noising_the_dip_estimate_to_t0_matches_diffusers():
+    sched = Schedule("squaredcos_cap_v2", 1000)
+    g = torch.Generator().manual_seed(0)
+    x_dip, eps = torch.rand(3, 16, 16, generator=g), torch.randn(3, 16, 16, generator=g)
+    level = SimpleNamespace(noise_std=25 / 255, t_obs=sched.step_for_sigma(25 / 255))
+    t0 = hybrid.restart_step(sched, level, 0.5)
+    assert abs(sched.sigma(t0) - 0.5 * level.noise_std) <= min(abs(sched.sigma(t) - 0.5 * level.noise_std)
+                                                               for t in range(1000)) + 1e-12
+    ours = hybrid.noised_estimate(sched, x_dip, t0, eps)
+    ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2")
+    theirs = ref.add_noise((2 * x_dip - 1)[None], eps[None], torch.tensor([t0]))[0]
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
+
+
+def test_our_ddpm_step_equals_diffusers_step():
+    sched = Schedule("linear", 1000)
+    ref = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    g = torch.Generator().manual_seed(1)
+    x_t, eps = torch.randn(1, 3, 8, 8, generator=g), 0.3 * torch.randn(1, 3, 8, 8, generator=g)
+    for t in (999, 300, 56, 1, 0):
+        theirs = ref.step(eps, t, x_t, generator=torch.Generator().manual_seed(7)).prev_sample
+        noise = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(7))
+        # diffusers works in float32, we in float64: at t=999 1/sqrt(ᾱ) ≈ 160 amplifies its rounding.
+        torch.testing.assert_close(ddpm_step(sched, x_t, eps, t, noise).float(), theirs, rtol=0, atol=2e-4)
+
+
+@pytest.mark.parametrize("sampler,steps,calls", [("ddpm", None, 57), ("ddim", 10, 10), ("onestep", None, 1)])
+def test_first_unet_call_is_at_the_start_step_and_the_count_is_right(sampler, steps, calls):
+    model = RecordingModel()
+    _, n = reverse(model, torch.zeros(1, 3, 8, 8), 56, sampler, steps, Schedule("linear", 1000), torch.Generator())
+    assert model.calls[0] == 56 and n == calls == len(model.calls)
+    assert model.calls == sorted(model.calls, reverse=True) and len(set(model.calls)) == calls
+
+
+@pytest.mark.parametrize("start", ["dip", "observation", "noise"])
+def test_each_start_mode_starts_where_it_should(start, tmp_path):
+    cfg = _cfg(**{"hybrid.start": start, "hybrid.sampler": "ddim", "hybrid.sample_steps": 5})
+    sched = Schedule("linear", 1000)
+    obs = next(observations(cfg))
+    model = RecordingModel()
+    run = hybrid.restore_image(obs, cfg, model, None, sched, torch.device("cpu"), ArtefactCache(tmp_path), "test")
+    want = {"observation": obs.level.t_obs, "noise": 999, "dip": hybrid.restart_step(sched, obs.level, 0.5)}[start]
+    assert model.calls[0] == want == run.metrics["t_start"]
+    assert run.metrics["reverse_steps"] == len(model.calls) == (20 if start == "noise" else 5)
+    assert ("psnr_dip" in run.metrics) == (start == "dip")
+
+
+def test_a_sample_is_scored_against_its_own_clean_image(tmp_path):
+    # ε̂ = 0 and one step: x̂0 = y/sqrt(ᾱ), i.e. the unbiased observation, so the
+    # hybrid's score must equal the observation's score on each image.
+    cfg = _cfg(**{"hybrid.start": "observation", "hybrid.sampler": "onestep"})
+    sched = Schedule("linear", 1000)
+    for obs in observations(cfg):
+        run = hybrid.restore_image(obs, cfg, RecordingModel(), None, sched, torch.device("cpu"),
+                                   ArtefactCache(tmp_path), "test")
+        assert run.metrics["psnr"] == pytest.approx(run.metrics["psnr_observation"], abs=1e-9)
+        assert run.metrics["ssim"] == pytest.approx(run.metrics["ssim_observation"], abs=1e-9)
+        assert 0 <= float(run.images["hybrid"].min()) and float(run.images["hybrid"].max()) <= 1
+        assert 15 < run.metrics["psnr"] < 25  # σ=25/255 on [0,1]: ~20 dB, not the 7 dB of a range mix-up
+
+
+def test_train_and_test_images_never_overlap():
+    assert not set(pool_names(_cfg().ddpm)) & set(TEST_IMAGES)
+    with pytest.raises(ConfigError, match=r"^ddpm\.train_images: expected images disjoint .* astronaut"):
+        _cfg(**{"ddpm.train_images": ["rocket", "astronaut"]})
+
+
+def test_cache_key_ignores_sampling_fields_and_follows_every_training_field():
+    base = _cfg()
+    key = cache_key("ddpm", hybrid.ddpm_fields(base), 0, "v")
+    for dotted, value in [("hybrid.start", "observation"), ("hybrid.t0_frac", 0.8), ("hybrid.sampler", "ddpm"),
+                          ("hybrid.sample_steps", 4), ("hybrid.sampler", "onestep"), ("data.images", ["chelsea"])]:
+        assert cache_key("ddpm", hybrid.ddpm_fields(_cfg(**{dotted: value})), 0, "v") == key, dotted
+    changed = {"ddpm.channels": [8, 16], "ddpm.layers_per_block": 2, "ddpm.train_steps": 41, "ddpm.epochs": 2,
+               "ddpm.dataset_size": 40, "ddpm.batch_size": 4, "ddpm.crop": 32, "ddpm.lr": 3e-3,
+               "ddpm.warmup_frac": 0.1, "ddpm.ema": 0.99, "ddpm.t_max": 500, "ddpm.attention_levels": [1],
+               "ddpm.norm_groups": 4, "ddpm.train_images": ["rocket"], "diffusion.beta_schedule": "squaredcos_cap_v2",
+               "diffusion.num_train_timesteps": 500, "data.size": 64, "hybrid.train_on": "dip"}
+    assert set(k.split(".")[1] for k in changed if k.startswith("ddpm.")) == {
+        f.name for f in dataclasses.fields(base.ddpm)}
+    for dotted, value in changed.items():
+        assert cache_key("ddpm", hybrid.ddpm_fields(_cfg(**{dotted: value})), 0, "v") != key, dotted
+    assert cache_key("ddpm", hybrid.ddpm_fields(base), 1, "v") != key
+    assert cache_key("ddpm", hybrid.ddpm_fields(base), 0, "w") != key
+
+
+def _slow_make(root, log_path, out_q):
+    def make():
+        with open(log_path, "a") as f:
+            f.write("made\n")
+        time.sleep(1.0)
+        return {"weights": torch.arange(5)}
+
+    entry = ArtefactCache(root).get_or_make("ddpm", "samekey", make)
+    out_q.put((entry.hit, entry.value["weights"].tolist(), entry.cost_s))
+
+
+def test_two_concurrent_trials_with_one_key_make_it_once(tmp_path):
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_slow_make, args=(tmp_path, tmp_path / "log.txt", q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [q.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert (tmp_path / "log.txt").read_text() == "made\n"
+    assert sorted(hit for hit, _, _ in results) == [False, True]
+    assert all(w == [0, 1, 2, 3, 4] for _, w, _ in results)
+    costs = [c for _, _, c in results]
+    assert costs[0] == pytest.approx(costs[1]) and costs[0] >= 1.0  # the hit is charged the maker's cost
