@@ -62,3 +62,31 @@ def test_run_writes_a_complete_result_and_reruns_it_exactly(tmp_path, capsys):
     assert rec2["trial_key"] == rec["trial_key"] and rec2["config"] == rec["config"]
     for k in ("psnr", "psnr_peak", "psnr_es", "iter_peak", "iter_es", "psnr_nlm"):
         assert rec2["metrics"][k] == rec["metrics"][k]
+
+
+HYBRID_SETS = [
+    "--set", "data.size=32", "--set", "dip.channels=8", "--set", "dip.scales=3", "--set", "hybrid.dip_iters=30",
+    "--set", "ddpm.channels=[16, 32]", "--set", "ddpm.layers_per_block=1", "--set", "ddpm.train_steps=30",
+    "--set", "ddpm.dataset_size=32", "--set", "ddpm.batch_size=8", "--set", "ddpm.crop=16", "--set", "eval_every=10",
+]
+
+
+@pytest.mark.slow
+def test_hybrid_runs_share_the_trained_model_through_the_cache(tmp_path):
+    cache = str(tmp_path / "cache")
+    common = ["run", "--method", "hybrid", "--profile", "cpu", "--quiet", "--cache-dir", cache, *HYBRID_SETS]
+    assert main([*common, "--out", str(tmp_path / "dip")]) == 0
+    assert main([*common, "--set", "hybrid.start=observation", "--set", "hybrid.sampler=onestep",
+                 "--out", str(tmp_path / "obs")]) == 0
+    first = json.loads((tmp_path / "dip" / "result.json").read_text())
+    second = json.loads((tmp_path / "obs" / "result.json").read_text())
+    assert first["status"] == second["status"] == "ok"
+    assert first["metrics"]["cache_hit_ddpm"] is False and second["metrics"]["cache_hit_ddpm"] is True
+    assert second["metrics"]["train_s"] == pytest.approx(first["metrics"]["train_s"])  # the hit is charged
+    assert second["metrics"]["wall_s"] < first["metrics"]["train_s"]
+    assert first["metrics"]["t_start"] < first["metrics"]["t_obs"] == second["metrics"]["t_start"]
+    assert second["metrics"]["reverse_steps"] == 1 and first["metrics"]["reverse_steps"] == 10
+    assert "psnr_dip" in first["metrics"] and "psnr_dip" not in second["metrics"]
+    assert second["config"]["hybrid"]["t0_frac"] is None and second["config"]["dip"] is None
+    assert (tmp_path / "dip" / "images" / "astronaut_hybrid.png").exists()
+    assert len(list((tmp_path / "cache" / "ddpm").glob("*.pt"))) == 1

@@ -99,7 +99,7 @@ def test_first_unet_call_is_at_the_start_step_and_the_count_is_right(sampler, st
 
 @pytest.mark.parametrize("start", ["dip", "observation", "noise"])
 def test_each_start_mode_starts_where_it_should(start, tmp_path):
-    cfg = _cfg(**{"hybrid.start": start, "hybrid.sampler": "ddim", "hybrid.sample_steps": 5})
+    cfg = _cfg(**{"hybrid.start": start, "hybrid.sampler": "ddim", "hybrid.sample_steps": 5, "ddpm.t_max": None})
     sched = Schedule("linear", 1000)
     obs = next(observations(cfg))
     model = RecordingModel()
@@ -122,6 +122,13 @@ def test_a_sample_is_scored_against_its_own_clean_image(tmp_path):
         assert run.metrics["ssim"] == pytest.approx(run.metrics["ssim_observation"], abs=1e-9)
         assert 0 <= float(run.images["hybrid"].min()) and float(run.images["hybrid"].max()) <= 1
         assert 15 < run.metrics["psnr"] < 25  # σ=25/255 on [0,1]: ~20 dB, not the 7 dB of a range mix-up
+
+
+def test_a_start_step_above_t_max_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"^ddpm\.t_max: expected >= the start step 999 of start=noise"):
+        _cfg(**{"hybrid.start": "noise", "ddpm.t_max": 200})
+    with pytest.raises(ConfigError, match=r"^ddpm\.t_max: expected >= the start step 56 of start=observation"):
+        _cfg(**{"hybrid.start": "observation", "ddpm.t_max": 40})
 
 
 def test_train_and_test_images_never_overlap():

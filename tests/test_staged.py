@@ -79,8 +79,9 @@ def test_a_run_reports_finite_metrics_and_is_deterministic(tiny_layers):
     first = trial.run(cfg, report=lambda step, m: reports.append((step, m)))
     second = trial.run(cfg)
     assert first.status == "ok"
-    assert first.metrics == {**second.metrics, "time_s": first.metrics["time_s"],
-                             "dip_s": first.metrics["dip_s"], "ms_per_iter": first.metrics["ms_per_iter"]}
+    timing = {"time_s", "wall_s", "dip_s", "ms_per_iter"}
+    untimed = [{k: v for k, v in r.metrics.items() if k not in timing} for r in (first, second)]
+    assert untimed[0] == untimed[1] and len(untimed[0]) > 20
     m = first.per_image["astronaut"]
     assert m["iters"] == 60 and 0 <= m["iter_peak"] < 60 and 0 <= m["iter_es"] < 60
     assert m["psnr_peak"] >= m["psnr_es"] - 1e-9 and m["es_gap_db"] >= 0
