@@ -1,0 +1,75 @@
+"""Driver-side Tune callback: writes each finished trial's record and drives a rich live view."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from ray.tune import Callback
+from rich.table import Table
+
+from .store import ResultsStore
+
+
+class SweepProgress(Callback):
+    """Counts trials, keeps the best headline value and appends records as trials finish."""
+
+    def __init__(self, store: ResultsStore, total: int, metric: str, mode: str, concurrency: int):
+        self.store, self.total, self.metric, self.mode = store, total, metric, mode
+        self.concurrency = max(1, concurrency)
+        self.running: dict[str, float] = {}
+        self.done = self.failed = 0
+        self.durations: list[float] = []
+        self.best: tuple[float, str] | None = None
+        self.t0 = time.time()
+        self.live = None  # set by the runner
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["live"] = None  # a rich Live holds locks and a terminal: not part of Tune's saved state
+        return state
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.running[trial.trial_id] = time.time()
+        self._refresh()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "record" not in result:
+            return
+        record = json.loads(result["record"])
+        self.store.append(record)
+        value = record["metrics"].get(self.metric)
+        if isinstance(value, (int, float)) and record["status"] == "ok":
+            better = self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0])
+            if better:
+                self.best = (value, record["trial_key"])
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.durations.append(time.time() - self.running.pop(trial.trial_id, time.time()))
+        self.done += 1
+        self._refresh()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.running.pop(trial.trial_id, None)
+        self.failed += 1
+        self._refresh()
+
+    def on_step_end(self, iteration, trials, **info):
+        self._refresh()
+
+    def _refresh(self):
+        if self.live is not None:
+            self.live.update(self.render())
+
+    def render(self) -> Table:
+        pending = self.total - self.done - self.failed - len(self.running)
+        eta = "—"
+        if self.durations:
+            per = sum(self.durations) / len(self.durations)
+            eta = f"{per * (pending + len(self.running) / 2) / self.concurrency / 60:.1f} min"
+        best = f"{self.best[0]:.2f} ({self.best[1]})" if self.best else "—"
+        t = Table(title=f"sweep · {time.time() - self.t0:.0f} s", show_header=True)
+        for col in ("done", "running", "pending", "failed", "ETA", f"best {self.metric}"):
+            t.add_column(col, justify="right")
+        t.add_row(str(self.done), str(len(self.running)), str(max(pending, 0)), str(self.failed), eta, best)
+        return t

@@ -1,0 +1,170 @@
+"""Run a sweep on Ray Tune: start or join a cluster, skip finished trials, run the rest.
+
+No address: `ray.init(address="local")` starts an embedded cluster (a bare
+ray.init() would silently join any cluster already running on the machine);
+`--address` / RAY_ADDRESS joins an existing one. WANDB_MODE and the cache
+location reach the workers through `runtime_env`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dipddpm.config import config_dict
+from dipddpm.errors import ConfigError
+
+from .spec import SweepSpec, Trial, expand, needs_gpu, resources_for
+from .store import ResultsStore, fresh_dir
+
+log = logging.getLogger(__name__)
+
+# Tune's own CSV/JSON/TensorBoard loggers: we keep our own records.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# With those loggers off, Tune's end-of-run analysis warns that it found no per-trial files.
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
+@dataclass
+class SweepOptions:
+    profile: str = "auto"
+    runs_dir: str = "runs"
+    cache_dir: str | None = None
+    use_cache: bool = True
+    address: str | None = None
+    max_concurrent: int | None = None
+    fresh: bool = False
+    retry_failed: bool = False
+    max_failures: int = 1
+    project: str | None = None
+    live: bool = True
+
+
+def worker_env(opts: SweepOptions) -> dict:
+    from .wandb_log import wandb_mode
+
+    env = {"WANDB_MODE": wandb_mode(), "WANDB_SILENT": "true", "RAY_USAGE_STATS_ENABLED": "0",
+           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    for name in ("WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_BASE_URL"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
+
+
+def start_ray(opts: SweepOptions) -> None:
+    import ray
+
+    os.environ["WANDB_MODE"] = worker_env(opts)["WANDB_MODE"]  # the driver's environment too
+    address = opts.address or os.environ.get("RAY_ADDRESS") or "local"
+    if address == "local":  # an embedded, single-user cluster on this machine: no token to manage
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(address=address, runtime_env={"env_vars": worker_env(opts)}, include_dashboard=False,
+             log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
+
+
+def choose_profile(requested: str, spec: SweepSpec) -> str:
+    """auto -> gpu when the cluster has GPUs; a GPU profile on a GPU-less cluster is an error."""
+    import ray
+
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    profile = ("gpu" if gpus > 0 else "cpu") if requested == "auto" else requested
+    if needs_gpu(spec, profile) and gpus == 0:
+        raise ConfigError(f"--profile {profile}: the Ray cluster has no GPUs (resources.gpu="
+                          f"{resources_for(spec, profile).gpu:g}); use --profile cpu or join a GPU cluster with --address")
+    return profile
+
+
+def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
+    import ray
+
+    from .summary import summary_table
+
+    start_ray(opts)
+    try:
+        profile = choose_profile(opts.profile, spec)
+        trials, merged = expand(spec, profile)
+        run_dir = Path(opts.runs_dir).resolve() / spec.name / profile
+        if opts.fresh:
+            fresh_dir(run_dir)
+        store = ResultsStore(run_dir)
+        done = store.done_keys(opts.retry_failed)
+        todo = [t for t in trials if t.key not in done]
+        console.print(f"sweep [bold]{spec.name}[/] · profile [bold]{profile}[/] · {len(trials)} trials "
+                      f"({merged} merged cells) · {len(trials) - len(todo)} already done · {len(todo)} to run · {run_dir}")
+        if todo:
+            _fit(spec, opts, profile, todo, store, run_dir, console)
+        keys = {t.key for t in trials}
+        records = [r for r in store.records() if r["trial_key"] in keys]
+        console.print(summary_table(records, spec.metric, spec.mode, f"{spec.name} · {profile} · ranked by {spec.metric}"))
+        missing = len(keys) - len(records)
+        failed = sum(r["status"] == "failed" for r in records)
+        console.print(f"{len(records)} records in {store.path}" + (f" · {failed} failed" if failed else "")
+                      + (f" · {missing} not finished (run again to resume)" if missing else ""))
+        return 0 if not missing and not failed else 1
+    finally:
+        ray.shutdown()
+
+
+def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) -> None:
+    from ray import tune
+    from rich.live import Live
+
+    from .live import SweepProgress
+
+    res = resources_for(spec, profile)
+    ctx = {"sweep": spec.name, "profile": profile, "run_dir": str(run_dir), "cpus": res.cpu,
+           "cache_dir": str(Path(opts.cache_dir).resolve()) if opts.cache_dir else None, "use_cache": opts.use_cache,
+           "project": opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm"}
+    from .trainable import run_trial
+
+    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": res.cpu, "gpu": res.gpu})
+    space = {"trial": tune.grid_search([{"key": t.key, "config": config_dict(t.config), "cell": t.cell,
+                                         "cell_key": t.cell_key} for t in todo])}
+    concurrency = opts.max_concurrent or max(1, int(_cluster_cpus() // res.cpu))
+    progress = SweepProgress(store, len(todo), spec.metric, spec.mode, concurrency)
+
+    def name(trial) -> str:
+        return trial.config["trial"]["key"]
+
+    tuner = tune.Tuner(
+        trainable, param_space=space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=opts.max_concurrent, trial_name_creator=name,
+                                    trial_dirname_creator=name),
+        run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=opts.max_failures),
+                                  callbacks=[progress]))
+    import contextlib
+
+    live_view = Live(progress.render(), console=console, refresh_per_second=2) if opts.live else contextlib.nullcontext()
+    with live_view as live:
+        progress.live = live
+        grid = tuner.fit()
+    _record_failures(grid, todo, store, spec, profile)
+
+
+def _cluster_cpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", 1))
+
+
+def _record_failures(grid, todo: list[Trial], store: ResultsStore, spec: SweepSpec, profile: str) -> None:
+    """fit() does not raise on failed trials: turn each error in the grid into a `failed` record."""
+    from dipddpm.record import versions
+
+    by_key = {t.key: t for t in todo}
+    for result in grid:
+        if result.error is None:
+            continue
+        key = (result.config or {}).get("trial", {}).get("key")
+        t = by_key.get(key)
+        if t is None:
+            continue
+        msg = str(result.error).strip().splitlines()
+        store.append({"trial_key": t.key, "sweep": spec.name, "method": t.config.method, "seed": t.seed,
+                      "profile": profile, "status": "failed", "error": msg[-1] if msg else "error",
+                      "config": config_dict(t.config), "cell": t.cell, "cell_key": t.cell_key, "metrics": {},
+                      "per_image": {}, "versions": versions()})
