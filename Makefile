@@ -11,7 +11,9 @@ ARGS ?=
 export RAY_USAGE_STATS_ENABLED ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast run clean
+SWEEP ?= sweeps/staged.yaml
+
+.PHONY: help install test test-fast run sweep sweep-staged sweep-hybrid clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +33,15 @@ test-fast: $(STAMP) ## unit tests only (skips the slow end-to-end ones)
 
 run: $(STAMP) ## one trial without Ray: make run METHOD=staged PROFILE=cpu ARGS='--set ...'
 	$(PY) -m dipddpm run --method $(METHOD) --profile $(PROFILE) $(ARGS)
+
+sweep-staged: $(STAMP) ## staged-DIP ablation on Ray Tune (cpu profile: ~15 min on 2 cores)
+	$(PY) -m orchestrator sweep sweeps/staged.yaml --profile $(PROFILE) $(ARGS)
+
+sweep-hybrid: $(STAMP) ## hybrid DIP->DDPM ablation on Ray Tune (cpu profile: ~15 min on 2 cores)
+	$(PY) -m orchestrator sweep sweeps/hybrid.yaml --profile $(PROFILE) $(ARGS)
+
+sweep: $(STAMP) ## any sweep: make sweep SWEEP=sweeps/x.yaml ARGS='--dry-run'
+	$(PY) -m orchestrator sweep $(SWEEP) --profile $(PROFILE) $(ARGS)
 
 clean: ## remove outputs (out/) and caches, keep the venv
 	rm -rf out .pytest_cache

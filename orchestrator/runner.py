@@ -54,8 +54,12 @@ def worker_env(opts: SweepOptions) -> dict:
     return env
 
 
-def start_ray(opts: SweepOptions) -> None:
+def start_ray(opts: SweepOptions) -> bool:
+    """Start or join Ray; False when this process already had a Ray session (reused, left running)."""
     import ray
+
+    if ray.is_initialized():
+        return False
 
     os.environ["WANDB_MODE"] = worker_env(opts)["WANDB_MODE"]  # the driver's environment too
     address = opts.address or os.environ.get("RAY_ADDRESS") or "local"
@@ -63,6 +67,7 @@ def start_ray(opts: SweepOptions) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(address=address, runtime_env={"env_vars": worker_env(opts)}, include_dashboard=False,
              log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
+    return True
 
 
 def choose_profile(requested: str, spec: SweepSpec) -> str:
@@ -82,7 +87,7 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
 
     from .summary import summary_table
 
-    start_ray(opts)
+    owned = start_ray(opts)
     try:
         profile = choose_profile(opts.profile, spec)
         trials, merged = expand(spec, profile)
@@ -105,7 +110,8 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
                       + (f" · {missing} not finished (run again to resume)" if missing else ""))
         return 0 if not missing and not failed else 1
     finally:
-        ray.shutdown()
+        if owned:
+            ray.shutdown()
 
 
 def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) -> None:

@@ -191,15 +191,17 @@ def _profile(raw: Any, path: str, src: str) -> ProfileSpec:
 # ---- expansion ------------------------------------------------------------------------------
 
 def effective_grid(spec: SweepSpec, profile: str) -> list:
-    """The sweep's grid with the profile's axes replacing (or adding) theirs."""
+    """The sweep's grid with each axis the profile names given the profile's values, wherever it appears."""
     prof = spec.profiles.get(profile, ProfileSpec())
     if not prof.grid:
         return spec.grid
     override = {k: v for block in prof.grid for k, v in block.items()}
     known = {k for block in spec.grid for k in block}
-    out = [{k: override.get(k, v) for k, v in block.items()} for block in spec.grid]
-    extra = {k: v for k, v in override.items() if k not in known}
-    return [block | extra for block in out]
+    for key in override:
+        if key not in known:
+            raise ConfigError(f"profiles.{profile}.grid.{key}: expected an axis of the sweep's grid "
+                              f"({', '.join(sorted(known)) or 'none'}), got a new one ({spec.source})")
+    return [{k: override.get(k, v) for k, v in block.items()} for block in spec.grid]
 
 
 def _cells(grid: list) -> list[dict]:

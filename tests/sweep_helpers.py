@@ -1,0 +1,55 @@
+"""Shared pieces of the end-to-end sweep tests: a tiny sweep and W&B checks."""
+
+import json
+from pathlib import Path
+
+from orchestrator.wandb_file import summarize
+
+TINY_SWEEP = """
+name: {name}
+method: staged
+base:
+  data: {{size: 32}}
+  dip: {{channels: 8, scales: 3}}
+  staged: {{levels: [2, 1], iters_per_stage: 30}}
+  es: {{window: 5, patience: 20}}
+  eval_every: 10
+grid:
+  - staged.variant: [staged, baseline]
+{extra}
+seeds: {seeds}
+"""
+
+
+def write_sweep(tmp: Path, name: str, seeds=(0, 1), extra: str = "") -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(TINY_SWEEP.format(name=name, seeds=list(seeds), extra=extra))
+    return path
+
+
+def read_lines(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines() if line.strip()]
+
+
+def wandb_runs(run_dir: Path) -> dict:
+    """trial key -> summary of its offline .wandb file (exactly one run folder per key expected)."""
+    out: dict = {}
+    for f in sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb")):
+        s = summarize(f)
+        key = s["run_id"].removeprefix("t-")
+        assert key not in out, f"two W&B runs for trial {key}"
+        out[key] = s
+    return out
+
+
+def check_wandb_matches_records(run_dir: Path, records: list[dict]) -> None:
+    runs = wandb_runs(run_dir)
+    assert set(runs) == {r["trial_key"] for r in records}
+    for r in records:
+        run = runs[r["trial_key"]]
+        assert run["exit"] == 0, r["trial_key"]
+        curves = json.loads((run_dir / "trials" / r["trial_key"] / "curves.json").read_text())
+        logged = [h["psnr"] for h in run["history"] if "psnr" in h]
+        assert logged == curves["astronaut"]["eval"]["psnr"]
+        assert run["summary"]["psnr_es"] == r["metrics"]["psnr_es"]
+        assert run["config"]["seed"] == r["seed"]

@@ -1,0 +1,96 @@
+"""End-to-end sweeps on a real local Ray cluster (one per module) with W&B offline."""
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from orchestrator.cli import main
+from sweep_helpers import check_wandb_matches_records, read_lines, wandb_runs, write_sweep
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    from orchestrator.runner import SweepOptions, start_ray
+
+    os.environ["WANDB_MODE"] = "offline"
+    start_ray(SweepOptions())
+    yield
+    ray.shutdown()
+
+
+def _sweep(path, runs, *extra):
+    return main(["sweep", str(path), "--profile", "cpu", "--runs-dir", str(runs), "--no-live", *extra])
+
+
+def test_a_sweep_records_every_trial_and_logs_it_to_wandb(ray_session, tmp_path):
+    diverging = "  - dip.lr: [1.0e10]\n    dip.output_ema: [null]\n    staged.variant: [baseline]"
+    path = write_sweep(tmp_path, "e2e", seeds=(0, 1), extra=diverging)
+    assert _sweep(path, tmp_path / "runs") == 0
+    run_dir = tmp_path / "runs" / "e2e" / "cpu"
+    records = read_lines(run_dir)
+    assert len(records) == 6 and len({r["trial_key"] for r in records}) == 6
+    assert sorted(r["status"] for r in records) == ["diverged"] * 2 + ["ok"] * 4
+    for r in records:
+        assert r["sweep"] == "e2e" and r["profile"] == "cpu" and r["versions"]["torch"]
+        if r["status"] == "ok":
+            assert all(math.isfinite(r["metrics"][k]) for k in ("psnr", "ssim", "psnr_es", "psnr_peak", "time_s"))
+    check_wandb_matches_records(run_dir, records)  # one W&B run per trial, diverged ones too
+    # Running again adds nothing.
+    t0 = time.time()
+    assert _sweep(path, tmp_path / "runs") == 0
+    assert len(read_lines(run_dir)) == 6 and time.time() - t0 < 30
+
+
+def test_a_killed_driver_resumes_without_losing_or_duplicating(ray_session, tmp_path):
+    path = write_sweep(tmp_path, "killed", seeds=(0, 1, 2))
+    runs = tmp_path / "runs"
+    run_dir = runs / "killed" / "cpu"
+    env = dict(os.environ, WANDB_MODE="offline", RAY_USAGE_STATS_ENABLED="0")
+    with open(tmp_path / "driver.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "sweep", str(path), "--profile", "cpu",
+                                 "--runs-dir", str(runs), "--no-live"], stdout=log, stderr=log, env=env,
+                                start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            if (run_dir / "results.jsonl").exists() and read_lines(run_dir):
+                break
+            assert proc.poll() is None, (tmp_path / "driver.log").read_text()[-2000:]
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        _kill_group(proc.pid)
+    before = len(read_lines(run_dir))
+    assert 1 <= before < 6
+    assert _sweep(path, runs) == 0
+    records = read_lines(run_dir)
+    assert len(records) == 6 and len({r["trial_key"] for r in records}) == 6
+    assert all(r["status"] == "ok" for r in records)
+    assert len(wandb_runs(run_dir)) == 6
+    check_wandb_matches_records(run_dir, records)
+
+
+def _kill_group(pid: int) -> None:
+    """The killed driver's embedded cluster runs in its session: stop it too."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_a_gpu_profile_on_a_cluster_without_gpus_is_one_line_and_exit_2(ray_session, tmp_path, capsys):
+    path = write_sweep(tmp_path, "gpu", seeds=(0,))
+    assert _sweep(path, tmp_path / "runs", "--profile", "gpu") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --profile gpu: the Ray cluster has no GPUs") and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs" / "gpu").exists()

@@ -1,0 +1,103 @@
+"""Sweep YAMLs: every file in sweeps/ dry-runs; broken files give one line and exit 2."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.spec import expand, parse_spec
+
+SWEEPS = sorted(Path(__file__).resolve().parent.parent.joinpath("sweeps").glob("*.yaml"))
+
+
+def test_there_are_sweeps_to_check():
+    assert {p.name for p in SWEEPS} >= {"staged.yaml", "hybrid.yaml"}
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_every_sweep_loads_and_dry_runs(path, profile, capsys):
+    assert main(["sweep", str(path), "--dry-run", "--profile", profile]) == 0
+    out = capsys.readouterr().out
+    assert f"profile {profile}" in out and "trials" in out
+    assert main(["sweep", str(path), "--dry-run", "--json", "--profile", profile]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) >= 8
+    assert len({d["trial_key"] for d in lines}) == len(lines)
+    assert all(d["config"]["method"] in ("staged", "hybrid") and d["profile"] == profile for d in lines)
+
+
+def test_the_staged_sweep_varies_every_axis_of_the_seed():
+    trials, _ = expand(parse_spec(_load("staged.yaml"), "staged.yaml"), "cpu")
+    cfgs = [t.config for t in trials]
+    assert {c.dip.lr for c in cfgs} >= {0.01, 0.008, 0.1}
+    assert {c.staged.variant for c in cfgs} == {"staged", "baseline"}
+    assert {c.staged.targets for c in cfgs} >= {"observation", "clean"}
+    assert {c.diffusion.beta_schedule for c in cfgs} == {"linear", "squaredcos_cap_v2"}
+    assert len({c.degradation.noise_std for c in cfgs}) == 3
+    assert len({c.staged.levels for c in cfgs if c.staged.levels}) >= 3
+
+
+def test_the_hybrid_sweep_varies_every_axis_of_the_seed():
+    trials, _ = expand(parse_spec(_load("hybrid.yaml"), "hybrid.yaml"), "cpu")
+    cfgs = [t.config for t in trials]
+    assert {c.hybrid.start for c in cfgs} == {"dip", "observation", "noise"}
+    assert {c.hybrid.train_on for c in cfgs} == {"clean", "dip"}
+    assert {c.hybrid.sampler for c in cfgs} >= {"ddpm", "ddim", "onestep"}
+    assert {c.diffusion.num_train_timesteps for c in cfgs} == {1000, 500}
+    assert {c.diffusion.beta_schedule for c in cfgs} == {"linear", "squaredcos_cap_v2"}
+    assert len({c.ddpm.dataset_size for c in cfgs}) >= 3 and any(c.ddpm.epochs for c in cfgs)
+    assert len({c.hybrid.t0_frac for c in cfgs if c.hybrid.t0_frac}) >= 3
+
+
+def _load(name):
+    from dipddpm.yamlio import load_file
+
+    return load_file(Path(__file__).resolve().parent.parent / "sweeps" / name)
+
+
+def test_baseline_cells_of_a_variant_by_ladder_grid_merge():
+    spec = parse_spec({"name": "m", "method": "staged", "seeds": [0, 1],
+                       "grid": {"staged.variant": ["staged", "baseline"],
+                                "staged.levels": [[3, 2, 1.5, 1.25, 1], [4, 3, 2, 1.5, 1]]}})
+    trials, merged = expand(spec, "cpu")
+    # 2 variants x 2 ladders x 2 seeds = 8 cells; the two baseline ladders are one trial per seed.
+    assert len(trials) == 6 and merged == 2
+    assert sum(t.config.staged.variant == "baseline" for t in trials) == 2
+
+
+BROKEN = [
+    ("bogus: 1\nname: x\nmethod: staged", "bogus"),
+    ("name: x\nmethod: diffusion", "method"),
+    ("name: 'bad name!'\nmethod: staged", "name"),
+    ("name: x\nmethod: staged\ngrid: {dip.lr: []}", "grid.dip.lr"),
+    ("name: x\nmethod: staged\ngrid: []", "grid"),
+    ("name: x\nmethod: staged\ngrid: {dip.lr: 0.01}", "grid.dip.lr"),
+    ("name: x\nmethod: staged\ngrid: {dip.lr: [0.01, -0.1]}", "dip.lr"),
+    ("name: x\nmethod: staged\nbase: {dip: {lr: fast}}", "dip.lr"),
+    ("name: x\nmethod: staged\nbase: {dip: {width: 3}}", "dip.width"),
+    ("name: x\nmethod: staged\nbase: {degradation: {noise_std: 0.1, t_obs: 30}}", "degradation.noise_std"),
+    ("name: x\nmethod: hybrid\nbase: {ddpm: {train_steps: 10, epochs: 2}}", "ddpm.train_steps"),
+    ("name: x\nmethod: staged\nprofiles: {tpu: {seeds: [0]}}", "profiles.tpu"),
+    ("name: x\nmethod: staged\nprofiles: {cpu: {seed: [0]}}", "profiles.cpu.seed"),
+    ("name: x\nmethod: staged\nprofiles: {cpu: {grid: {dip.lr: [0.1]}}}", "profiles.cpu.grid.dip.lr"),
+    ("name: x\nmethod: staged\nseeds: [0, -1]", "seeds"),
+    ("name: x\nmethod: staged\nresources: {cpu: 0}", "resources.cpu"),
+    ("name: x\nmethod: staged\nresources: {gpu: -1}", "resources.gpu"),
+    ("name: x\nmethod: staged\nmetric: {name: psnr_peak}", "metric.name"),
+    ("name: x\nmethod: staged\nbase: {staged: {levels: [2, 0.5]}}", "staged.levels[1]"),
+    ("name: x\nmethod: staged\nbase: {data: {images: [no_such_photo]}}", "data.images[0]"),
+    ("name: x\nmethod: staged\nbase: [1, 2]", "base"),
+    ("name: x\nmethod: staged\ngrid: {dip.lr: [0.01}", "sweep.yaml line"),
+]
+
+
+@pytest.mark.parametrize("text,key", BROKEN, ids=[k for _, k in BROKEN])
+def test_broken_sweeps_exit_2_with_one_line_naming_the_key(text, key, tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    assert main(["sweep", str(path), "--dry-run", "--profile", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith(f"error: {key}") or (key.endswith("line") and key.split()[0] in err), err
