@@ -54,7 +54,7 @@ def _sweep(args) -> int:
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent: expected an integer >= 1, got {args.max_concurrent}")
     spec = load_spec(args.sweep)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # logs and pipes get the full table
     if args.dry_run:
         profile = args.profile
         if profile == "auto":

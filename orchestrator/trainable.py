@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 
@@ -43,7 +44,8 @@ def run_trial(params: dict, ctx: dict) -> None:
 
     result = trial.run(cfg, report=report, cache=ArtefactCache(ctx["cache_dir"], enabled=ctx["use_cache"]))
     record = build_record(cfg, result, ctx["profile"]) | {
-        "sweep": ctx["sweep"], "cell": spec["cell"], "cell_key": spec["cell_key"], "wandb_run": run_id(spec["key"])}
+        "sweep": ctx["sweep"], "cell": spec["cell"], "cell_key": spec["cell_key"], "wandb_run": run_id(spec["key"]),
+        "wandb_mode_seen_by_worker": os.environ.get("WANDB_MODE")}
     write_outputs(Path(ctx["run_dir"]) / "trials" / spec["key"], record, result)
     first = next(iter(result.images.values()), {})
     logger.finish(record, {k: v for k, v in first.items() if k in ("clean", "observation", "es", "peak", "hybrid", "dip")})

@@ -53,4 +53,6 @@ def test_sweep_on_an_existing_head_logs_complete_wandb_runs(ray_head, tmp_path, 
     run_dir = runs / "head" / "cpu"
     records = read_lines(run_dir)
     assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+    # The head never had WANDB_MODE: the workers got it from the driver's runtime_env.
+    assert all(r["wandb_mode_seen_by_worker"] == "offline" for r in records)
     check_wandb_matches_records(run_dir, records)
