@@ -96,7 +96,7 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
             fresh_dir(run_dir)
         store = ResultsStore(run_dir)
         done = store.done_keys(opts.retry_failed)
-        todo = [t for t in trials if t.key not in done]
+        todo = interleave_by_artefact([t for t in trials if t.key not in done])
         console.print(f"sweep [bold]{spec.name}[/] · profile [bold]{profile}[/] · {len(trials)} trials "
                       f"({merged} merged cells) · {len(trials) - len(todo)} already done · {len(todo)} to run · {run_dir}")
         if todo:
@@ -149,6 +149,22 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) 
         progress.live = live
         grid = tuner.fit()
     _record_failures(grid, todo, store, spec, profile)
+
+
+def interleave_by_artefact(trials: list[Trial]) -> list[Trial]:
+    """Order trials round-robin over the trained model they need, so the first trials to run
+    train different models at once instead of one training while the others wait on its lock."""
+    import itertools
+
+    from dipddpm.cache import cache_key
+    from dipddpm.hybrid import ddpm_fields
+
+    groups: dict[str, list[Trial]] = {}
+    for t in trials:
+        key = cache_key("ddpm", ddpm_fields(t.config), t.seed, "") if t.config.method == "hybrid" else t.key
+        groups.setdefault(key, []).append(t)
+    rounds = itertools.zip_longest(*groups.values())
+    return [t for batch in rounds for t in batch if t is not None]
 
 
 def _cluster_cpus() -> float:

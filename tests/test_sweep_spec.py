@@ -101,3 +101,15 @@ def test_broken_sweeps_exit_2_with_one_line_naming_the_key(text, key, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert err.startswith(f"error: {key}") or (key.endswith("line") and key.split()[0] in err), err
+
+
+def test_hybrid_trials_are_ordered_so_early_trials_train_different_models():
+    from dipddpm.hybrid import ddpm_fields
+    from orchestrator.runner import interleave_by_artefact
+
+    trials, _ = expand(parse_spec(_load("hybrid.yaml"), "hybrid.yaml"), "cpu")
+    ordered = interleave_by_artefact(trials)
+    assert sorted(t.key for t in ordered) == sorted(t.key for t in trials)
+    models = [json.dumps(ddpm_fields(t.config), sort_keys=True) for t in ordered]
+    distinct = len(set(models))
+    assert distinct >= 5 and len(set(models[:distinct])) == distinct
