@@ -13,10 +13,21 @@ def check_trial(cfg) -> None:
     schedule = schedule_of(cfg)
     level = noise_level(cfg, schedule)
     resolve_refs(cfg.data.images, cfg.data.root, cfg.data.glob or "*")
+    if cfg.dip is not None and cfg.dip.net == "skip":
+        _check_depth(cfg.dip.scales, cfg.data.size, "data.size")
+        if cfg.hybrid is not None and cfg.hybrid.train_on == "dip":
+            _check_depth(cfg.dip.scales, cfg.ddpm.crop, "ddpm.crop")
     if cfg.method == "staged":
         _check_staged(cfg, schedule, level)
     else:
         _check_hybrid(cfg, schedule, level)
+
+
+def _check_depth(scales: int, px: int, key: str) -> None:
+    """The skip net halves its input `scales` times; BatchNorm needs more than one value per channel."""
+    if px < 2 * 2**scales:
+        raise ConfigError(f"dip.scales: expected at most {max(px.bit_length() - 2, 0)} for {key}={px} px "
+                          f"(each scale halves the image), got {scales}")
 
 
 def _check_hybrid(cfg, schedule, level) -> None:

@@ -28,7 +28,8 @@ def summary_table(records: list[dict], metric: str, mode: str, title: str) -> Ta
     for r in records:
         cells.setdefault(r.get("cell_key", r["trial_key"]), []).append(r)
     staged = any(r["method"] == "staged" for r in records)
-    cols = [metric, "psnr", "ssim"] + (["psnr_peak"] if staged else []) + ["psnr_nlm", "time_s"]
+    extra = ["psnr_peak"] if staged else ["psnr_dip"]
+    cols = list(dict.fromkeys([metric, "psnr", "ssim", *extra, "psnr_observation", "psnr_nlm", "time_s"]))
     table = Table(title=title)
     table.add_column("grid cell")
     table.add_column("n", justify="right")

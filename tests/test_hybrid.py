@@ -181,3 +181,9 @@ def test_two_concurrent_trials_with_one_key_make_it_once(tmp_path):
     assert all(w == [0, 1, 2, 3, 4] for _, w, _ in results)
     costs = [c for _, _, c in results]
     assert costs[0] == pytest.approx(costs[1]) and costs[0] >= 1.0  # the hit is charged the maker's cost
+
+
+def test_a_dip_too_deep_for_the_training_crops_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"^dip\.scales: expected at most 3 for ddpm\.crop=16 px"):
+        _cfg(**{"hybrid.train_on": "dip", "dip.scales": 4})
+    assert _cfg(**{"hybrid.train_on": "dip", "dip.scales": 3}).hybrid.train_dip_iters == 300  # filled default
