@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # Tune's own CSV/JSON/TensorBoard loggers: we keep our own records.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Tune's own console tables would fight our live view; with the classic reporter, verbose=0 is silent.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # With those loggers off, Tune's end-of-run analysis warns that it found no per-trial files.
 logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
