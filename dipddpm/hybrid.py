@@ -21,7 +21,7 @@ import torch
 
 from .cache import ArtefactCache, cache_key
 from .degradation import NoiseLevel, Observation, noise_level, observe, schedule_of
-from .ddpm import build_unet, train_ddpm
+from .ddpm import build_unet, planned_steps, train_ddpm
 from .diffusion import Schedule, q_sample, to_signed
 from .early_stopping import WmvDetector
 from .loop import DipFitter, check_finite
@@ -32,7 +32,7 @@ from .sampling import reverse
 from .schema import to_dict
 from .scoring import reference_scores
 from .staged import ImageRun
-from .trainset import training_crops
+from .trainset import pool_names, training_crops
 from .metrics import psnr, ssim
 
 NOISE_FLOOR_DDIM_STEPS = 20
@@ -132,13 +132,15 @@ def run(obs_list: list[Observation], cfg, device, reporter: Reporter, cache: Art
     schedule = schedule_of(cfg)
     code = code_version()
 
+    steps, _ = planned_steps(cfg.ddpm)
+
     def train_report(step, m):
-        reporter.step("ddpm-train", step, cfg.ddpm.train_steps or step / m["train_progress"], {**m, "phase": "train"})
+        reporter.step("ddpm-train", step, steps, {**m, "phase": "train"})
 
     entry = cache.get_or_make("ddpm", cache_key("ddpm", ddpm_fields(cfg), cfg.seed, code),
                               lambda: _make_ddpm(cfg, schedule, device, train_report), {"fields": ddpm_fields(cfg)})
     model = _load_model(cfg, entry.value, device)
-    runs = [restore_image(obs, cfg, model, entry, schedule, device, cache, code) for obs in obs_list]
+    runs = [restore_image(obs, cfg, model, schedule, device, cache, code) for obs in obs_list]
     blob = entry.value
     trial = {"train_s": entry.cost_s, "train_steps": blob["train_steps"], "epochs": blob["epochs"],
              "num_source_images": blob["num_source_images"], "dataset_size": blob["dataset_size"],
@@ -151,7 +153,7 @@ def run(obs_list: list[Observation], cfg, device, reporter: Reporter, cache: Art
     return runs, trial | {"train_loss_curve": blob["loss_curve"]}
 
 
-def restore_image(obs: Observation, cfg, model, ddpm_entry, schedule: Schedule, device, cache, code) -> ImageRun:
+def restore_image(obs: Observation, cfg, model, schedule: Schedule, device, cache, code) -> ImageRun:
     hy, run = cfg.hybrid, ImageRun(obs.name)
     gen = torch_generator(cfg.seed, obs.name, "sampling")
     t_start = start_step(cfg, schedule, obs.level)
@@ -203,6 +205,4 @@ def pool_overlap(cfg) -> list[str]:
     from .images import image_id, resolve_refs
 
     test = {image_id(r) for r in resolve_refs(cfg.data.images, cfg.data.root, cfg.data.glob or "*")}
-    train = {image_id(r) for r in resolve_refs(cfg.ddpm.train_images, None, "*", path="ddpm.train_images")}
-    return sorted(test & train)
-
+    return sorted(test & set(pool_names(cfg.ddpm)))

@@ -138,16 +138,3 @@ def to_dict(obj: Any) -> Any:
         return [to_dict(v) for v in obj]
     return obj
 
-
-def field_docs(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """(dotted key, default, doc) for every leaf field: the documented defaults."""
-    out = []
-    default = cls()
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
-        value = getattr(default, f.name)
-        if dataclasses.is_dataclass(value):
-            out.extend(field_docs(type(value), key + "."))
-        else:
-            out.append((key, to_dict(value), f.metadata.get("doc", "")))
-    return out

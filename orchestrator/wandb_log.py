@@ -20,8 +20,10 @@ def wandb_mode() -> str:
     mode = os.environ.get("WANDB_MODE")
     if mode:
         return mode
-    if os.environ.get("WANDB_API_KEY") or (Path.home() / ".netrc").exists() and "api.wandb.ai" in (
-            Path.home() / ".netrc").read_text(errors="ignore"):
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    netrc = Path.home() / ".netrc"  # where `wandb login` stores the key
+    if netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore"):
         return "online"
     return "offline"
 

@@ -103,7 +103,7 @@ def test_each_start_mode_starts_where_it_should(start, tmp_path):
     sched = Schedule("linear", 1000)
     obs = next(observations(cfg))
     model = RecordingModel()
-    run = hybrid.restore_image(obs, cfg, model, None, sched, torch.device("cpu"), ArtefactCache(tmp_path), "test")
+    run = hybrid.restore_image(obs, cfg, model, sched, torch.device("cpu"), ArtefactCache(tmp_path), "test")
     want = {"observation": obs.level.t_obs, "noise": 999, "dip": hybrid.restart_step(sched, obs.level, 0.5)}[start]
     assert model.calls[0] == want == run.metrics["t_start"]
     assert run.metrics["reverse_steps"] == len(model.calls) == (20 if start == "noise" else 5)
@@ -116,7 +116,7 @@ def test_a_sample_is_scored_against_its_own_clean_image(tmp_path):
     cfg = _cfg(**{"hybrid.start": "observation", "hybrid.sampler": "onestep"})
     sched = Schedule("linear", 1000)
     for obs in observations(cfg):
-        run = hybrid.restore_image(obs, cfg, RecordingModel(), None, sched, torch.device("cpu"),
+        run = hybrid.restore_image(obs, cfg, RecordingModel(), sched, torch.device("cpu"),
                                    ArtefactCache(tmp_path), "test")
         assert run.metrics["psnr"] == pytest.approx(run.metrics["psnr_observation"], abs=1e-9)
         assert run.metrics["ssim"] == pytest.approx(run.metrics["ssim_observation"], abs=1e-9)
