@@ -1,4 +1,4 @@
-"""`python -m orchestrator sweep SWEEP.yaml [...]`: dry-run or run a sweep.
+"""`python -m orchestrator sweep | report | publish`: run a sweep, report on it, publish it to W&B.
 
 Bad input: one line naming the key, exit code 2, nothing started.
 """
@@ -11,6 +11,8 @@ import logging
 import sys
 
 from dipddpm.errors import ConfigError
+
+from .report import FORMATS
 
 EXIT_USAGE = 2
 
@@ -33,6 +35,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-failures", type=int, default=1, help="retries per failing trial (default 1)")
     s.add_argument("--project", help="W&B project (default: $WANDB_PROJECT, else dipddpm)")
     s.add_argument("--no-live", action="store_true", help="no live view (logs only)")
+    r = sub.add_parser("report", help="comparison tables, Markdown, CSV and HTML from a run folder")
+    r.add_argument("run_dir", help="a sweep's run folder, e.g. runs/staged/cpu (reads results.jsonl)")
+    r.add_argument("--format", default="all", choices=FORMATS,
+                   help="all (default): print the tables and write report.md, results.csv, report.json and "
+                        "report.html into the run folder (or --out DIR); one format: to --out FILE or stdout")
+    r.add_argument("--out", help="output file (one format) or folder (all)")
+    r.add_argument("--metric", help="headline metric (default: psnr_es for staged, psnr for hybrid; never an ORACLE)")
+    pb = sub.add_parser("publish", help="sync offline W&B runs and build a W&B Report (needs a key)")
+    pb.add_argument("run_dir", help="a sweep's run folder, e.g. runs/staged/cpu")
+    pb.add_argument("--dry-run", action="store_true", help="write the report spec JSON it would send; send nothing")
+    pb.add_argument("--out", help="where to write the spec (default: RUN_DIR/wandb_report_spec.json)")
+    pb.add_argument("--project", help="W&B project (default: $WANDB_PROJECT, else dipddpm)")
+    pb.add_argument("--entity", help="W&B entity (default: $WANDB_ENTITY, else your default entity)")
     return p
 
 
@@ -40,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "report":
+            return _report(args)
+        if args.command == "publish":
+            from .publish import publish
+
+            return publish(args)
         return _sweep(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -71,6 +92,40 @@ def _sweep(args) -> int:
                         fresh=args.fresh, retry_failed=args.retry_failed, max_failures=args.max_failures,
                         project=args.project, live=not args.no_live)
     return run_sweep(spec, opts, console)
+
+
+def _report(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from .report import build_report, print_tables, render, write_files
+
+    report = build_report(args.run_dir, metric=args.metric)
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    if args.format == "all":
+        print_tables(report, console)
+        out_dir = Path(args.out) if args.out else report.run_dir
+        for path in write_files(report, out_dir):
+            console.print(f"wrote {path}")
+        return 0
+    if args.format == "table":
+        print_tables(report, console, tuple(t.name for s in report.sections for t in s.tables))
+        return 0
+    text = render(report, args.format)
+    if args.out:
+        from dipddpm.record import atomic_write_text
+
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(Path(args.out), text)
+        console.print(f"wrote {args.out}")
+    elif args.format == "html":
+        path = report.run_dir / "report.html"
+        path.write_text(text)
+        console.print(f"wrote {path}")
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _print_dry_run(spec, profile, trials, merged, as_json: bool, console) -> None:

@@ -1,0 +1,145 @@
+"""A self-contained HTML report: tables, figures and image grids embedded as data URIs (no external files)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+from . import plots
+from .analysis import ORACLE, Section, Tab, cell_label, ok
+from .pairing import flatten
+from .render import fmt
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1400px;color:#222}
+h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:32px}
+h3{font-size:15px;margin-bottom:4px}.meta{color:#555;font-size:13px}
+table{border-collapse:collapse;font-size:12px;margin:6px 0}
+th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap}
+th{background:#f3f3f3}td.l,th.l{text-align:left;white-space:normal;max-width:420px}
+.note{color:#555;font-size:12px;max-width:1100px}.oracle{color:#a00;font-weight:600}
+figure{margin:10px 0}figure img{max-width:100%;border:1px solid #eee}
+.grid td{text-align:center;vertical-align:top;font-size:11px}
+.grid img{width:160px;height:160px;image-rendering:pixelated;display:block;margin:auto}
+"""
+LEFT = ("grid cell", "comparison", "axis", "error", "also differs", "value")
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _esc(text: str) -> str:
+    """Escape, and set every [ORACLE ...] label in red."""
+    return re.sub(rf"\[{ORACLE}[^\]]*\]", lambda m: f'<span class="oracle">{m.group(0)}</span>', html.escape(text))
+
+
+def table_html(tab: Tab) -> str:
+    head = "".join(f'<th class="{"l" if c in LEFT else ""}">{_esc(c)}</th>' for c in tab.columns)
+    body = []
+    for row in tab.rows:
+        tds = "".join(f'<td class="{"l" if c in LEFT else ""}">{_esc(fmt(v, c))}</td>'
+                      for v, c in zip(row, tab.columns))
+        body.append(f"<tr>{tds}</tr>")
+    rows = "".join(body) or f'<tr><td class="l" colspan="{len(tab.columns)}">(none)</td></tr>'
+    note = f'<p class="note">{html.escape(tab.note)}</p>' if tab.note else ""
+    return f'<h3 id="{tab.name}">{_esc(tab.title)}</h3><table><tr>{head}</tr>{rows}</table>{note}'
+
+
+def figure_html(png: bytes | None, caption: str) -> str:
+    if png is None:
+        return f'<p class="note">({html.escape(caption)}: not enough data for this figure)</p>'
+    return f'<figure><img alt="{html.escape(caption)}" src="{data_uri(png)}"><figcaption class="note">' \
+           f"{html.escape(caption)}</figcaption></figure>"
+
+
+# ------------------------------------------------------------------ image grid
+
+def grid_columns(section: Section) -> list[tuple[str, dict, str, str]]:
+    """(column title, record, image kind, PSNR field) for the grid: clean | observation | each method."""
+    if section.method == "staged":
+        pair = plots.reference_pair(section)
+        if pair is None:
+            return []
+        staged, base = pair
+        cols = [("clean", base, "clean", ""), ("observation y", base, "observation", "psnr_observation"),
+                ("NL-means", base, "nlm", "psnr_nlm"), ("plain DIP (ES)", base, "es", "psnr_es"),
+                ("staged DIP (ES)", staged, "es", "psnr_es"),
+                (f"staged DIP peak [{ORACLE}]", staged, "peak", "psnr_peak")]
+        best = next((c for c in section.cells if not c.oracle and c.ok), None)
+        if best is not None and best.key not in (staged.get("cell_key"), base.get("cell_key")) \
+                and _same_observation(best.ok[0], base):
+            cols.append((f"best config #{best.number} (ES)", best.ok[0], "es", "psnr_es"))
+        return cols
+    by_start = plots.start_records(section)
+    dip = (by_start.get("dip") or [None])[0]
+    if dip is None:
+        return []
+    cols = [("clean", dip, "clean", ""), ("observation y", dip, "observation", "psnr_observation"),
+            ("NL-means", dip, "nlm", "psnr_nlm"), ("DIP alone", dip, "dip", "psnr_dip")]
+    for start, title in (("noise", "DDPM from noise"), ("observation", "DDPM from y"), ("dip", "DDPM from DIP")):
+        rec = next((r for r in by_start.get(start, []) if r.get("seed") == dip.get("seed")), None)
+        if rec is not None:
+            cols.append((title, rec, "hybrid", "psnr"))
+    return cols
+
+
+def _same_observation(a: dict, b: dict) -> bool:
+    """Same images, size and degradation: the two trials restored the same y."""
+    pick = lambda r: {k: v for k, v in flatten(r["config"]).items() if k.split(".")[0] in ("data", "degradation")}
+    return pick(a) == pick(b)
+
+
+def image_grid_html(section: Section, run_dir: Path) -> str:
+    cols = grid_columns(section)
+    if not cols:
+        return '<p class="note">(no image grid: no matched trials with saved images)</p>'
+    images = list((cols[0][1].get("per_image") or {}))[: plots.MAX_IMAGES]
+    head = "<th>image</th>" + "".join(f"<th>{_esc(t)}</th>" for t, *_ in cols)
+    rows = []
+    for image in images:
+        tds = [f"<td>{html.escape(image)}</td>"]
+        for _title, rec, kind, field in cols:
+            path = run_dir / "trials" / rec["trial_key"] / "images" / f"{image}_{kind}.png"
+            value = ((rec.get("per_image") or {}).get(image) or {}).get(field)
+            caption = f"{value:.2f} dB" if isinstance(value, (int, float)) else ""
+            img = f'<img alt="{kind}" src="{data_uri(path.read_bytes())}">' if path.exists() else "(missing)"
+            tds.append(f"<td>{img}{caption}</td>")
+        rows.append("<tr>" + "".join(tds) + "</tr>")
+    seed = cols[0][1].get("seed")
+    where = ", ".join(dict.fromkeys(cell_label(rec) for _t, rec, *_ in cols))
+    return (f'<table class="grid"><tr>{head}</tr>{"".join(rows)}</table>'
+            f'<p class="note">Seed {seed}; PSNR against the clean image under each. Trials: {html.escape(where)}.</p>')
+
+
+# ------------------------------------------------------------------ page
+
+def section_html(section: Section, run_dir: Path) -> str:
+    figs = []
+    if section.method == "staged":
+        figs.append(figure_html(plots.curves_figure(section, run_dir),
+                                "PSNR and SSIM against iteration, staged vs plain DIP on the same observation"))
+    else:
+        figs.append(figure_html(plots.hybrid_figure(section, run_dir),
+                                "PSNR of each restoration at the base settings; DDPM training loss"))
+    figs.append(figure_html(plots.axes_figure(section), f"{section.headline} against each ablation axis"))
+    figs.append(figure_html(plots.time_quality_figure(section), "time against quality per grid cell"))
+    n_ok = len(ok(section.records))
+    parts = [f"<h2>{html.escape(section.method)} · {len(section.records)} trials ({n_ok} ok) · "
+             f"ranked by {html.escape(section.headline)}</h2>",
+             "<h3>Image grid</h3>", image_grid_html(section, run_dir), "<h3>Figures</h3>", *figs]
+    parts += [table_html(t) for t in section.tables]
+    return "\n".join(parts)
+
+
+def report_html(sections: list[Section], meta: dict, run_dir: Path) -> str:
+    toc = " · ".join(f'<a href="#{t.name}">{html.escape(t.name)}</a>' for t in sections[0].tables) if sections else ""
+    body = "\n".join(section_html(s, run_dir) for s in sections)
+    meta_line = html.escape(f"{meta['records']} records ({meta['status']}) · profile {meta['profile']} · "
+                            f"{meta['results']} · code {meta.get('code', '?')} · generated {meta['generated']}")
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(meta["title"])}</title>'
+            f"<style>{CSS}</style></head><body><h1>{html.escape(meta['title'])}</h1>"
+            f'<p class="meta">{meta_line}</p><p class="meta">Tables: {toc}. Figures labelled {ORACLE} need the '
+            f"clean image and are not reachable by a user.</p>{body}</body></html>")

@@ -1,0 +1,268 @@
+"""Report figures (matplotlib, headless) as PNG bytes, drawn from records and per-trial files.
+
+- curves: PSNR/SSIM against iteration for staged and plain DIP on the same
+  observation, stage boundaries, the oracle peak and the ES-WMV point marked;
+  for hybrid sweeps, DIP's curve against the restorations' final PSNR, and the
+  DDPMs' training loss;
+- metric against each ablation axis, mean ± 95% CI, other axes held fixed;
+- time against quality per grid cell (attributed costs).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+from .analysis import ORACLE, Section, cell_label, ok, oracle_record, pooled
+from .pairing import flatten, same
+
+log = logging.getLogger(__name__)
+MAX_IMAGES = 3
+MAX_SERIES = 4
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, no GUI backend
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def load_curves(run_dir: Path, key: str) -> dict:
+    path = run_dir / "trials" / key / "curves.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        log.warning("no curves for %s (%s)", key, exc)
+        return {}
+
+
+def closest_to_reference(section: Section, records: list[dict]) -> dict | None:
+    """The record whose config differs from the sweep's reference in the fewest fields (lowest seed first)."""
+    ref = section.index.ref
+
+    def distance(r):
+        flat = flatten(r["config"])
+        return (sum(not same(v, ref.get(k)) for k, v in flat.items() if v is not None and k != "seed"),
+                r.get("seed", 0))
+
+    return min(records, key=distance) if records else None
+
+
+def reference_pair(section: Section) -> tuple[dict, dict] | None:
+    """(staged, baseline) records of one trial pair at the sweep's reference settings."""
+    staged = [r for r in ok(section.records) if (r["config"].get("staged") or {}).get("variant") == "staged"
+              and not oracle_record(r)]
+    candidates = []
+    for r in staged:
+        m = section.index.counterpart(r, {"staged.variant": "baseline"})
+        if m is not None and not m.also_moved and m.record.get("status") == "ok":
+            candidates.append((r, m.record))
+    if not candidates:
+        return None
+    best = closest_to_reference(section, [s for s, _ in candidates])
+    return next(pair for pair in candidates if pair[0] is best)
+
+
+def curves_figure(section: Section, run_dir: Path) -> bytes | None:
+    pair = reference_pair(section) if section.method == "staged" else None
+    if pair is None:
+        return None
+    staged, baseline = pair
+    cs, cb = load_curves(run_dir, staged["trial_key"]), load_curves(run_dir, baseline["trial_key"])
+    images = [i for i in (staged.get("per_image") or {}) if i in cs and i in cb][:MAX_IMAGES]
+    if not images:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(len(images), 2, figsize=(12, 3.6 * len(images)), squeeze=False)
+    for row, image in zip(axes, images):
+        for ax, metric in zip(row, ("psnr", "ssim")):
+            for rec, curves, color, name in ((baseline, cb, "tab:blue", "plain DIP"),
+                                             (staged, cs, "tab:orange", "staged DIP")):
+                _curve(ax, curves[image], rec["per_image"][image], metric, color, name)
+            for b in (cs[image].get("stage_boundaries") or [])[1:]:
+                ax.axvline(b, color="tab:orange", ls=":", lw=0.8)
+            ax.set_xlabel("iteration")
+            ax.set_ylabel(f"{metric.upper()} vs clean" + (" (dB)" if metric == "psnr" else ""))
+            ax.set_title(f"{image}: {metric.upper()} · {cell_label(staged)} (seed {staged.get('seed')})", fontsize=9)
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Staged vs plain DIP on the same observation; dotted: stage boundaries; "
+                 f"★ peak [{ORACLE}], ✕ ES-WMV point", fontsize=10)
+    return png(fig)
+
+
+def _curve(ax, c: dict, m: dict, metric: str, color, name: str) -> None:
+    ev = c.get("eval") or {}
+    if metric == "psnr" and c.get("psnr"):
+        xs, ys = list(range(len(c["psnr"]))), c["psnr"]
+    else:
+        xs, ys = ev.get("iter") or [], ev.get(metric) or []
+    pts = [(x, y) for x, y in zip(xs, ys) if y is not None]
+    if not pts:
+        return
+    ax.plot(*zip(*pts), color=color, lw=1.2, label=name)
+    peak, es = m.get(f"{metric}_peak"), m.get(f"{metric}_es")
+    if m.get("iter_peak") is not None and peak is not None:
+        ax.plot([m["iter_peak"]], [peak], marker="*", ms=13, color=color, mec="black",
+                label=f"{name} peak {peak:.3g} [{ORACLE}]")
+    if m.get("iter_es") is not None and es is not None:
+        fired = "fired" if m.get("es_fired") else "did not fire: last iteration"
+        ax.plot([m["iter_es"]], [es], marker="X", ms=10, color=color, mec="black",
+                label=f"{name} ES-WMV {es:.3g} ({fired})")
+
+
+def hybrid_figure(section: Section, run_dir: Path) -> bytes | None:
+    """PSNR of each way to restore the observation at the reference settings; the DDPMs' training losses."""
+    if section.method != "hybrid":
+        return None
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.2))
+    _start_bars(ax1, section)
+    _loss_lines(ax2, section, run_dir)
+    return png(fig)
+
+
+def start_records(section: Section) -> dict[str, list[dict]]:
+    """For each start mode, the ok records of the reference trials' counterparts (all seeds)."""
+    anchors = [r for r in ok(section.records) if (r["config"].get("hybrid") or {}).get("start") == "dip"]
+    best = closest_to_reference(section, anchors)
+    if best is None:
+        return {}
+    out: dict[str, list[dict]] = {"dip": [r for r in anchors if r.get("cell_key") == best.get("cell_key")]}
+    # start=noise needs a model trained on every step: its counterpart also has t_max null
+    for start, changes in (("observation", {}), ("noise", {"ddpm.t_max": None})):
+        for r in out["dip"]:
+            m = section.index.counterpart(r, {"hybrid.start": start} | changes)
+            if m is not None and m.record.get("status") == "ok":
+                out.setdefault(start, []).append(m.record)
+    return out
+
+
+def _start_bars(ax, section: Section) -> None:
+    by_start = start_records(section)
+    dip = by_start.get("dip", [])
+    bars = [("observation y", dip, "psnr_observation"), ("NL-means", dip, "psnr_nlm"),
+            ("DIP alone", dip, "psnr_dip"), ("DDPM from noise", by_start.get("noise", []), "psnr"),
+            ("DDPM from y", by_start.get("observation", []), "psnr"), ("DDPM from DIP", dip, "psnr")]
+    shown = [(name, pooled(recs, m)) for name, recs, m in bars if recs and pooled(recs, m) is not None]
+    if not shown:
+        return
+    xs = range(len(shown))
+    ax.bar(xs, [e.mean for _, e in shown], yerr=[e.half or 0 for _, e in shown], capsize=4,
+           color=["tab:red", "black", "tab:green", "tab:gray", "tab:blue", "tab:orange"][: len(shown)])
+    for x, (_, e) in zip(xs, shown):
+        ax.annotate(f"{e.mean:.2f}", (x, e.mean), ha="center", xytext=(0, 3), textcoords="offset points", fontsize=8)
+    ax.set_xticks(list(xs), [n for n, _ in shown], rotation=15, fontsize=8)
+    ax.set_ylabel("PSNR vs clean (dB)")
+    ax.set_title(f"Restorations at the base settings ({cell_label(dip[0])}), mean ± 95% CI", fontsize=9)
+    ax.grid(alpha=0.3, axis="y")
+
+
+def _loss_lines(ax, section: Section, run_dir: Path) -> None:
+    drawn: set = set()
+    for r in ok(section.records):
+        loss = (load_curves(run_dir, r["trial_key"]).get("ddpm") or {}).get("train_loss")
+        if not loss or tuple(loss) in drawn or len(drawn) >= 8:
+            continue
+        drawn.add(tuple(loss))
+        steps = (r.get("metrics") or {}).get("train_steps") or len(loss)
+        ax.plot([(i + 1) * steps / len(loss) for i in range(len(loss))], loss, lw=1, label=cell_label(r)[:48])
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("DDPM training loss (ε-MSE)")
+    ax.set_title("DDPM training loss, one line per trained model", fontsize=9)
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=6)
+
+
+def axis_series(section: Section, axis: str) -> list[tuple[str, list, list]]:
+    """[(series label, x values, Estimates)] for one axis: each value against the reference, other axes fixed."""
+    from .analysis import short
+
+    index, ref = section.index, section.index.ref.get(axis)
+    values = [ref] + [v for v in {json.dumps(r["cell"][axis], sort_keys=True): r["cell"][axis]
+                                  for r in ok(section.records) if axis in (r.get("cell") or {})}.values()
+                      if not same(v, ref)]
+    if len(values) < 2:
+        return []
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        values.sort()
+    series: dict[str, dict[int, list[dict]]] = {}
+    labels: dict[str, str] = {}
+    for r in ok(section.records):
+        if not same(flatten(r["config"]).get(axis), ref):
+            continue
+        key = r.get("cell_key") or r["trial_key"]
+        others = {k: v for k, v in (r.get("cell") or {}).items() if k != axis}
+        labels[key] = ", ".join(f"{k.split('.')[-1]}={short(v)}" for k, v in others.items()) or "base"
+        for i, v in enumerate(values):
+            m = index.counterpart(r, {axis: v})
+            if m is not None and not m.also_moved and m.record.get("status") == "ok":
+                series.setdefault(key, {}).setdefault(i, []).append(m.record)
+    out = []
+    for key, points in sorted(series.items(), key=lambda kv: -len(kv[1])):
+        if len(points) >= 2:
+            idx = sorted(points)
+            out.append((labels[key], [values[i] for i in idx], [pooled(points[i], section.headline) for i in idx]))
+    return out[:MAX_SERIES]
+
+
+def axes_figure(section: Section) -> bytes | None:
+    from .analysis import axes_of, short
+
+    panels = [(a, s) for a in axes_of(section.records) if (s := axis_series(section, a))]
+    if not panels:
+        return None
+    plt = _plt()
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, (axis, series) in zip(axes.flat, panels):
+        for j, (label, xs, ests) in enumerate(series):
+            pos = [i + 0.08 * (j - (len(series) - 1) / 2) for i in range(len(xs))]
+            ax.errorbar(pos, [e.mean for e in ests], yerr=[e.half or 0 for e in ests], marker="o", capsize=3,
+                        label=label[:40])
+            ref = section.index.ref.get(axis)
+            ax.set_xticks(range(len(xs)), [short(x) + (" (base)" if same(x, ref) else "") for x in xs],
+                          rotation=20, fontsize=8)
+        ax.set_title(axis, fontsize=9)
+        ax.set_ylabel(section.headline)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{section.headline} against each axis , mean ± 95% CI; "
+                 "lines: the other grid-cell settings", fontsize=10)
+    fig.tight_layout()
+    return png(fig)
+
+
+def time_quality_figure(section: Section) -> bytes | None:
+    pts = [(c, pooled(c.ok, "time_s"), pooled(c.ok, section.headline)) for c in section.cells]
+    pts = [(c, t, q) for c, t, q in pts if t is not None and q is not None]
+    if not pts:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for c, t, q in pts:
+        ax.errorbar([t.mean], [q.mean], xerr=[t.half or 0], yerr=[q.half or 0], marker="o", capsize=3,
+                    mfc="none" if c.oracle else None, color="tab:gray" if c.oracle else "tab:blue")
+        ax.annotate(f"#{c.number}" + (f" {ORACLE}" if c.oracle else ""), (t.mean, q.mean), fontsize=8,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("time per trial, s (attributed: cache hits charged their artefact's cost)")
+    ax.set_ylabel(section.headline)
+    ax.set_title("Time against quality per grid cell (numbers: the cells table)", fontsize=10)
+    ax.grid(alpha=0.3)
+    return png(fig)

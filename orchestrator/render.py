@@ -1,0 +1,136 @@
+"""Render report tables: rich (terminal), Markdown, JSON, CSV, and flat rows for W&B Tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+from .analysis import Section, Tab
+from .pairing import flatten
+from .stats import Estimate
+
+
+def _digits(column: str) -> int:
+    col = column.lower()
+    if "ssim" in col:
+        return 3
+    if "time" in col or "_s " in col or col.endswith("_s") or "ms_per" in col or "iter" in col:
+        return 1
+    return 2
+
+
+def fmt(value, column: str = "") -> str:
+    d = _digits(column)
+    if value is None:
+        return "—"
+    if isinstance(value, Estimate):
+        sign = "+" if column.startswith("Δ") else ""
+        text = f"{value.mean:{sign}.{d}f}"
+        return text if value.half is None else f"{text} ± {value.half:.{d}f}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if column == "p":
+            return "<0.001" if value < 1e-3 else f"{value:.3f}"
+        return f"{value:.{d}f}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def rich_table(tab: Tab):
+    from rich.table import Table
+
+    t = Table(title=tab.title, caption=tab.note or None, caption_justify="left")
+    for col in tab.columns:
+        t.add_column(col, justify="left" if col in ("grid cell", "comparison", "axis", "error") else "right",
+                     overflow="fold")
+    for row in tab.rows:
+        t.add_row(*(fmt(v, c) for v, c in zip(row, tab.columns)))
+    return t
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(tab: Tab) -> str:
+    lines = [f"### {tab.title}", ""]
+    if not tab.rows:
+        return "\n".join(lines + ["(none)", ""])
+    lines.append("| " + " | ".join(_md_cell(c) for c in tab.columns) + " |")
+    lines.append("|" + "|".join("---" for _ in tab.columns) + "|")
+    for row in tab.rows:
+        lines.append("| " + " | ".join(_md_cell(fmt(v, c)) for v, c in zip(row, tab.columns)) + " |")
+    if tab.note:
+        lines += ["", f"_{tab.note}_"]
+    return "\n".join(lines + [""])
+
+
+def flat_columns(tab: Tab) -> list[str]:
+    """Column names with each interval column split into value, ci95 half-width and n."""
+    out = []
+    for i, col in enumerate(tab.columns):
+        if any(isinstance(row[i], Estimate) for row in tab.rows):
+            out += [col, f"{col} ci95", f"{col} n"]
+        else:
+            out.append(col)
+    return out
+
+
+def flat_rows(tab: Tab) -> list[list]:
+    """Rows of plain numbers and strings (None for missing), matching flat_columns."""
+    split = [any(isinstance(row[i], Estimate) for row in tab.rows) for i in range(len(tab.columns))]
+    out = []
+    for row in tab.rows:
+        flat = []
+        for v, is_est in zip(row, split):
+            if is_est:
+                flat += [v.mean, v.half, v.n] if isinstance(v, Estimate) else [None, None, None]
+            else:
+                flat.append(v)
+        out.append(flat)
+    return out
+
+
+def report_json(sections: list[Section], meta: dict) -> str:
+    body = {"meta": meta, "sections": []}
+    for s in sections:
+        tables = {t.name: {"title": t.title, "note": t.note, "columns": flat_columns(t), "rows": flat_rows(t)}
+                  for t in s.tables}
+        body["sections"].append({"method": s.method, "headline": s.headline, "tables": tables})
+    return json.dumps(body, indent=1, allow_nan=False, default=str)
+
+
+def report_markdown(sections: list[Section], meta: dict) -> str:
+    out = [f"# {meta['title']}", "", _meta_line(meta), ""]
+    for s in sections:
+        out += [f"## {s.method} · ranked by {s.headline}", ""]
+        out += [markdown_table(t) for t in s.tables]
+    return "\n".join(out)
+
+
+def _meta_line(meta: dict) -> str:
+    return (f"{meta['records']} records ({meta['status']}) · profile {meta['profile']} · "
+            f"from `{meta['results']}` · code {meta.get('code', '?')} · generated {meta['generated']}")
+
+
+def results_csv(records: list[dict]) -> str:
+    """One row per (trial, test image): key, status, seed, the flattened config, then every metric."""
+    rows, metric_names, config_names = [], {}, {}
+    for r in records:
+        cfg = {f"config.{k}": json.dumps(v) if isinstance(v, list) else v
+               for k, v in flatten(r.get("config") or {}).items()}
+        config_names.update(dict.fromkeys(cfg))
+        per = r.get("per_image") or {None: {}}
+        for image, m in per.items():
+            values = (r.get("metrics") or {}) | m  # per-image values win over the trial's means
+            metric_names.update(dict.fromkeys(values))
+            rows.append({"trial_key": r["trial_key"], "status": r.get("status"), "seed": r.get("seed"),
+                         "image": image, "cell_key": r.get("cell_key"), "error": r.get("error")} | cfg | values)
+    head = ["trial_key", "status", "seed", "image", "cell_key", "error", *config_names, *metric_names]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=head, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()

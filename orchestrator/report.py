@@ -1,0 +1,91 @@
+"""`python -m orchestrator report RUN_DIR`: tables, Markdown, CSV, JSON and HTML from results.jsonl alone.
+
+No Ray: the records and the per-trial files (curves.json, PNGs) beside them
+are all it reads. Writing never touches results.jsonl.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from dipddpm.errors import ConfigError
+from dipddpm.record import atomic_write_text
+
+from .analysis import Section, build_sections, status_text
+from .render import report_json, report_markdown, results_csv, rich_table
+
+log = logging.getLogger(__name__)
+FORMATS = ("all", "table", "markdown", "csv", "json", "html")
+FILES = {"markdown": "report.md", "csv": "results.csv", "json": "report.json", "html": "report.html"}
+TERMINAL_TABLES = ("cells", "comparisons", "effects", "best", "early_stopping", "problems")
+
+
+@dataclass
+class Report:
+    run_dir: Path
+    records: list[dict]
+    sections: list[Section]
+    meta: dict
+
+
+def load_records(run_dir: str | Path) -> list[dict]:
+    from .store import ResultsStore
+
+    path = Path(run_dir)
+    if not (path / "results.jsonl").is_file():
+        raise ConfigError(f"{path}: no results.jsonl here (expected a sweep's run folder, e.g. runs/staged/cpu)")
+    records = ResultsStore(path).records()
+    if not records:
+        raise ConfigError(f"{path / 'results.jsonl'}: no complete records yet (run the sweep first)")
+    bad = next((r for r in records if not isinstance(r.get("config"), dict) or "status" not in r), None)
+    if bad is not None:
+        raise ConfigError(f"{path / 'results.jsonl'}: record {bad.get('trial_key')} has no config or status "
+                          "(expected records written by `python -m orchestrator sweep`)")
+    return records
+
+
+def build_report(run_dir: str | Path, records: list[dict] | None = None, metric: str | None = None) -> Report:
+    run_dir = Path(run_dir).resolve()
+    records = load_records(run_dir) if records is None else records
+    sections = build_sections(records, metric)
+    sweep = records[0].get("sweep") or run_dir.parent.name
+    profile = records[0].get("profile") or run_dir.name
+    code = (records[-1].get("versions") or {}).get("dipddpm_code", "?")
+    meta = {"title": f"dipddpm report · {sweep} · {profile}", "sweep": sweep, "profile": profile,
+            "records": len(records), "status": status_text(records), "results": str(run_dir / "results.jsonl"),
+            "code": code, "generated": datetime.datetime.now().isoformat(timespec="seconds")}
+    return Report(run_dir, records, sections, meta)
+
+
+def render(report: Report, fmt: str) -> str:
+    if fmt == "markdown":
+        return report_markdown(report.sections, report.meta)
+    if fmt == "csv":
+        return results_csv(report.records)
+    if fmt == "json":
+        return report_json(report.sections, report.meta)
+    if fmt == "html":
+        from .html_report import report_html
+
+        return report_html(report.sections, report.meta, report.run_dir)
+    raise ConfigError(f"--format: expected one of {' | '.join(FORMATS)}, got {fmt!r}")
+
+
+def print_tables(report: Report, console, names: tuple[str, ...] = TERMINAL_TABLES) -> None:
+    for s in report.sections:
+        for tab in s.tables:
+            if tab.name in names and (tab.rows or tab.name != "problems"):
+                console.print(rich_table(tab))
+
+
+def write_files(report: Report, out_dir: Path, formats=("markdown", "csv", "json", "html")) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        path = out_dir / FILES[fmt]
+        atomic_write_text(path, render(report, fmt))
+        written.append(path)
+    return written
