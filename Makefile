@@ -12,8 +12,9 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 
 .DEFAULT_GOAL := help
 SWEEP ?= sweeps/staged.yaml
+RUN ?= runs/staged/cpu
 
-.PHONY: help install test test-fast run sweep sweep-staged sweep-hybrid clean
+.PHONY: help install test test-fast run sweep sweep-staged sweep-hybrid report clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +43,9 @@ sweep-hybrid: $(STAMP) ## hybrid DIP->DDPM ablation on Ray Tune (cpu profile: ~1
 
 sweep: $(STAMP) ## any sweep: make sweep SWEEP=sweeps/x.yaml ARGS='--dry-run'
 	$(PY) -m orchestrator sweep $(SWEEP) --profile $(PROFILE) $(ARGS)
+
+report: $(STAMP) ## tables + report.md, results.csv, report.html from a run: make report RUN=runs/hybrid/cpu
+	$(PY) -m orchestrator report $(RUN) $(ARGS)
 
 clean: ## remove outputs (out/) and caches, keep the venv
 	rm -rf out .pytest_cache

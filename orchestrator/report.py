@@ -47,10 +47,11 @@ def load_records(run_dir: str | Path) -> list[dict]:
     return records
 
 
-def build_report(run_dir: str | Path, records: list[dict] | None = None, metric: str | None = None) -> Report:
+def build_report(run_dir: str | Path, records: list[dict] | None = None, metric: str | None = None,
+                 mode: str = "max") -> Report:
     run_dir = Path(run_dir).resolve()
     records = load_records(run_dir) if records is None else records
-    sections = build_sections(records, metric)
+    sections = build_sections(records, metric, mode)
     sweep = records[0].get("sweep") or run_dir.parent.name
     profile = records[0].get("profile") or run_dir.name
     code = (records[-1].get("versions") or {}).get("dipddpm_code", "?")

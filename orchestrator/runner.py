@@ -87,8 +87,6 @@ def choose_profile(requested: str, spec: SweepSpec) -> str:
 def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
     import ray
 
-    from .summary import summary_table
-
     owned = start_ray(opts)
     try:
         profile = choose_profile(opts.profile, spec)
@@ -105,7 +103,8 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
             _fit(spec, opts, profile, todo, store, run_dir, console)
         keys = {t.key for t in trials}
         records = [r for r in store.records() if r["trial_key"] in keys]
-        console.print(summary_table(records, spec.metric, spec.mode, f"{spec.name} · {profile} · ranked by {spec.metric}"))
+        if records:
+            final_report(spec, opts, records, run_dir, console)
         missing = len(keys) - len(records)
         failed = sum(r["status"] == "failed" for r in records)
         console.print(f"{len(records)} records in {store.path}" + (f" · {failed} failed" if failed else "")
@@ -114,6 +113,27 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
     finally:
         if owned:
             ray.shutdown()
+
+
+def final_report(spec: SweepSpec, opts: SweepOptions, records: list[dict], run_dir: Path, console) -> None:
+    """The sweep's closing summary: the report's own tables in the terminal, the report files, W&B's summary run.
+
+    Records are already safe in results.jsonl: a failure here is a warning, never a lost result.
+    """
+    from .publish import log_summary_run
+    from .report import build_report, print_tables, write_files
+
+    try:
+        report = build_report(run_dir, records, spec.metric, spec.mode)
+        print_tables(report, console, ("cells", "comparisons", "best", "problems"))
+        written = write_files(report, run_dir)
+        console.print("report: " + " · ".join(str(p) for p in written))
+        rid = log_summary_run(report, opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm")
+        if rid:
+            console.print(f"W&B summary run {rid} (group {spec.name}) holds the comparison tables")
+    except Exception as exc:  # noqa: BLE001
+        log.warning("building the report failed: %s; results are in %s, retry with "
+                    "`python -m orchestrator report %s`", exc, run_dir / "results.jsonl", run_dir)
 
 
 def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) -> None:

@@ -43,7 +43,7 @@ class TrialLogger:
             import wandb
 
             wandb_dir.mkdir(parents=True, exist_ok=True)
-            _drop_partial_offline_runs(wandb_dir, run_id(trial_key))
+            drop_offline_runs(wandb_dir, run_id(trial_key))
             self.run = wandb.init(project=project, group=sweep, id=run_id(trial_key), name=trial_key,
                                   config=config, dir=str(wandb_dir.resolve()), mode=wandb_mode(),
                                   resume="allow", tags=tags, reinit="finish_previous",
@@ -82,7 +82,7 @@ def _to_uint8(img):
     return (img.detach().cpu().clamp(0, 1).numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
 
 
-def _drop_partial_offline_runs(wandb_dir: Path, rid: str) -> None:
+def drop_offline_runs(wandb_dir: Path, rid: str) -> None:
     """A trial that restarts (killed driver, retry) replaces its earlier, unfinished offline run."""
     for old in (wandb_dir / "wandb").glob(f"offline-run-*-{rid}"):
         shutil.rmtree(old, ignore_errors=True)

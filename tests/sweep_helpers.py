@@ -34,7 +34,7 @@ def read_lines(run_dir: Path) -> list[dict]:
 def wandb_runs(run_dir: Path) -> dict:
     """trial key -> summary of its offline .wandb file (exactly one run folder per key expected)."""
     out: dict = {}
-    for f in sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb")):
+    for f in sorted((run_dir / "wandb").glob("offline-run-*-t-*/run-*.wandb")):  # trial runs, not the summary
         s = summarize(f)
         key = s["run_id"].removeprefix("t-")
         assert key not in out, f"two W&B runs for trial {key}"

@@ -1,0 +1,230 @@
+"""W&B side of a report: the sweep's summary run, the report spec, and `publish`.
+
+- `log_summary_run`: one run in the sweep's group (job type `summary`) holding
+  every comparison table as a `wandb.Table` and the report's figures. Offline
+  by default like the trial runs; a rerun replaces the offline run.
+- `report_spec`: a JSON description of the W&B Report (blocks, panels, the
+  tables by key). W&B Reports cannot be built offline; the spec can, and
+  `publish --dry-run` writes it.
+- `publish`: `wandb sync` of the run folder's offline runs, then the Report
+  built from the spec with wandb-workspaces and saved (needs a network and a key).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from dipddpm.errors import ConfigError
+from dipddpm.record import atomic_write_text
+
+from .render import flat_columns, flat_rows
+from .report import Report, build_report
+from .wandb_log import drop_offline_runs, wandb_mode
+
+log = logging.getLogger(__name__)
+SPEC_FILE = "wandb_report_spec.json"
+IMAGE_KINDS = {"staged": ("clean", "observation", "es", "peak"), "hybrid": ("clean", "observation", "dip", "hybrid")}
+
+
+def summary_run_id(sweep: str, profile: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"summary-{sweep}-{profile}")[:64]
+
+
+def table_key(method: str, name: str) -> str:
+    return f"tables/{method}/{name}"
+
+
+def figures(report: Report) -> dict[str, bytes]:
+    from . import plots
+
+    out: dict[str, bytes | None] = {}
+    for s in report.sections:
+        if s.method == "staged":
+            out[f"figures/{s.method}/curves"] = plots.curves_figure(s, report.run_dir)
+        else:
+            out[f"figures/{s.method}/restorations"] = plots.hybrid_figure(s, report.run_dir)
+        out[f"figures/{s.method}/axes"] = plots.axes_figure(s)
+        out[f"figures/{s.method}/time_quality"] = plots.time_quality_figure(s)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def log_summary_run(report: Report, project: str, figs: dict[str, bytes] | None = None) -> str | None:
+    """Log the tables (and figures) to the sweep's summary run; its id, or None when W&B is off or fails."""
+    mode = wandb_mode()
+    if mode == "disabled":
+        return None
+    rid = summary_run_id(report.meta["sweep"], report.meta["profile"])
+    try:
+        import io
+
+        import wandb
+        from PIL import Image
+
+        drop_offline_runs(report.run_dir, rid)  # the tables are rebuilt whole each time
+        run = wandb.init(project=project, group=report.meta["sweep"], job_type="summary", id=rid,
+                         name=f"{report.meta['sweep']} summary ({report.meta['profile']})", dir=str(report.run_dir),
+                         mode=mode, resume="allow", reinit="finish_previous", config={"meta": report.meta},
+                         settings=wandb.Settings(console="off", x_disable_stats=True, silent=True))
+        payload = {}
+        for s in report.sections:
+            for tab in s.tables:
+                payload[table_key(s.method, tab.name)] = wandb.Table(columns=flat_columns(tab), data=flat_rows(tab),
+                                                                     allow_mixed_types=True)
+        for key, png in (figs if figs is not None else figures(report)).items():
+            payload[key] = wandb.Image(Image.open(io.BytesIO(png)))
+        run.log(payload)
+        run.summary.update({"records": report.meta["records"], "status": report.meta["status"]})
+        run.finish()
+        return rid
+    except Exception as exc:  # noqa: BLE001 - W&B must never cost local results
+        log.warning("W&B summary run failed: %s (local report unaffected)", exc)
+        return None
+
+
+# ------------------------------------------------------------------ the spec
+
+def _findings(report: Report) -> str:
+    lines = []
+    for s in report.sections:
+        best = next((t for t in s.tables if t.name == "best"), None)
+        if best and best.rows:
+            row = best.rows[0]
+            lines.append(f"- **{s.method}**: best on `{s.headline}` is #{row[1]} ({row[2]}): "
+                         f"{row[4].mean:.2f}" + (f" ± {row[4].half:.2f}" if row[4].half else "") + f" (n={row[3]}).")
+        comp = next((t for t in s.tables if t.name == "comparisons"), None)
+        for row in (comp.rows if comp else [])[:1]:
+            p = "—" if row[8] is None else f"{row[8]:.3g}"
+            lines.append(f"- {row[0]} on {row[2]}: Δ {row[7].mean:+.2f}"
+                         + (f" ± {row[7].half:.2f}" if row[7].half else "") + f", p = {p}, n = {row[4]}.")
+    return "\n".join(lines) or "No finished trials yet."
+
+
+def report_spec(report: Report, project: str, entity: str | None) -> dict:
+    sweep, profile = report.meta["sweep"], report.meta["profile"]
+    runset = {"project": project, "entity": entity or "", "name": f"{sweep} trials",
+              "filters": f"Metric('Group') == '{sweep}' and Metric('JobType') != 'summary'"}
+    summary = {"project": project, "entity": entity or "", "name": f"{sweep} summary",
+               "filters": f"Metric('ID') == '{summary_run_id(sweep, profile)}'"}
+    blocks: list[dict] = [{"type": "h1", "text": report.meta["title"]},
+                          {"type": "p", "text": f"{report.meta['records']} trials ({report.meta['status']}), "
+                                                f"profile {profile}. ORACLE figures need the clean image."},
+                          {"type": "markdown", "text": _findings(report)}]
+    for s in report.sections:
+        tables = [{"type": "summary_table", "title": t.title, "table": table_key(s.method, t.name)} for t in s.tables]
+        blocks.append({"type": "panel_grid", "title": f"{s.method}: comparison tables", "runset": summary,
+                       "panels": tables})
+        blocks.append({"type": "panel_grid", "title": f"{s.method}: figures", "runset": summary,
+                       "panels": [{"type": "media", "title": "report figures",
+                                   "media_keys": [k for k in figures_keys(s.method)]}]})
+        blocks.append({"type": "panel_grid", "title": f"{s.method}: trials", "runset": runset,
+                       "panels": _trial_panels(s)})
+    return {"title": report.meta["title"], "description": f"Sweep {sweep} ({profile}) from dipddpm",
+            "project": project, "entity": entity, "group": sweep, "summary_run": summary_run_id(sweep, profile),
+            "tables": [table_key(s.method, t.name) for s in report.sections for t in s.tables],
+            "blocks": blocks}
+
+
+def figures_keys(method: str) -> list[str]:
+    first = "curves" if method == "staged" else "restorations"
+    return [f"figures/{method}/{n}" for n in (first, "axes", "time_quality")]
+
+
+def _trial_panels(s) -> list[dict]:
+    from .analysis import axes_of
+
+    variant = "staged.variant" if s.method == "staged" else "hybrid.start"
+    panels = []
+    if s.method == "staged":
+        panels += [{"type": "line", "title": f"{m.upper()} against iteration by variant", "x": "Step", "y": [m],
+                    "groupby": variant} for m in ("psnr", "ssim")]
+    panels += [{"type": "bar", "title": f"{s.headline} by {axis}", "metrics": [s.headline], "groupby": axis}
+               for axis in axes_of(s.records)]
+    panels.append({"type": "scatter", "title": f"time_s against {s.headline}", "x": "time_s", "y": s.headline})
+    panels.append({"type": "media", "title": "restorations",
+                   "media_keys": [f"images/{k}" for k in IMAGE_KINDS[s.method]]})
+    return panels
+
+
+def spec_objects(spec: dict, offline: bool = False):
+    """The wandb-workspaces Report for a spec, built in memory (nothing is sent).
+
+    Offline, an unset entity stays empty: the default would ask the W&B API for it.
+    """
+    import wandb_workspaces.reports.v2 as wr
+
+    def panel(p: dict):
+        kind = p["type"]
+        if kind == "summary_table":
+            return wr.WeavePanelSummaryTable(table_name=p["table"])
+        if kind == "media":
+            return wr.MediaBrowser(title=p["title"], media_keys=p["media_keys"])
+        if kind == "line":
+            return wr.LinePlot(title=p["title"], x=p["x"], y=p["y"], groupby=wr.Config(p["groupby"]))
+        if kind == "bar":
+            return wr.BarPlot(title=p["title"], metrics=p["metrics"], groupby=wr.Config(p["groupby"]))
+        if kind == "scatter":
+            return wr.ScatterPlot(title=p["title"], x=p["x"], y=p["y"])
+        raise ValueError(f"unknown panel type {kind!r}")
+
+    def block(b: dict):
+        if b["type"] == "h1":
+            return wr.H1(b["text"])
+        if b["type"] == "p":
+            return wr.P(b["text"])
+        if b["type"] == "markdown":
+            return wr.MarkdownBlock(b["text"])
+        rs = b["runset"]
+        return wr.PanelGrid(runsets=[wr.Runset(project=rs["project"], entity=rs["entity"], name=rs["name"],
+                                               filters=rs["filters"])],
+                            panels=[panel(p) for p in b["panels"]])
+
+    kwargs = {"entity": spec["entity"]} if spec.get("entity") else {"entity": ""} if offline else {}
+    return wr.Report(project=spec["project"], title=spec["title"], description=spec["description"],
+                     blocks=[block(b) for b in spec["blocks"]], **kwargs)
+
+
+# ------------------------------------------------------------------ publish
+
+def offline_runs(run_dir: Path) -> list[Path]:
+    return sorted(p for p in (run_dir / "wandb").glob("offline-run-*") if p.is_dir())
+
+
+def publish(args) -> int:
+    from rich.console import Console
+
+    console = Console()
+    report = build_report(args.run_dir)
+    project = args.project or os.environ.get("WANDB_PROJECT") or "dipddpm"
+    entity = args.entity or os.environ.get("WANDB_ENTITY")
+    spec = report_spec(report, project, entity)
+    out = Path(args.out) if args.out else report.run_dir / SPEC_FILE
+    if not args.dry_run and wandb_mode() != "online":
+        raise ConfigError("publish: no W&B API key here (run `wandb login` or set WANDB_API_KEY, and leave "
+                          "WANDB_MODE unset or online); offline, use `publish --dry-run` to write the spec")
+    spec_objects(spec, offline=True)  # fails here, before anything is sent, if the spec does not build
+    atomic_write_text(out, json.dumps(spec, indent=1))
+    panels = sum(len(b.get("panels", [])) for b in spec["blocks"])
+    console.print(f"wrote {out}: {len(spec['tables'])} tables, {panels} panels")
+    if args.dry_run:
+        console.print("dry run: nothing sent. `python -m orchestrator publish RUN_DIR` with a key syncs the "
+                      f"{len(offline_runs(report.run_dir))} offline runs and saves this report.")
+        return 0
+    if not any(summary_run_id(report.meta["sweep"], report.meta["profile"]) in p.name
+               for p in offline_runs(report.run_dir)):
+        log_summary_run(report, project)
+    runs = offline_runs(report.run_dir)
+    cmd = [sys.executable, "-m", "wandb", "sync", "--project", project, *(["--entity", entity] if entity else []),
+           *map(str, runs)]
+    console.print(f"syncing {len(runs)} offline runs…")
+    if subprocess.run(cmd).returncode != 0:
+        console.print("[red]wandb sync failed[/]; the local runs are untouched, run publish again")
+        return 1
+    saved = spec_objects(spec).save()
+    console.print(f"W&B report: {getattr(saved, 'url', '(saved)')}")
+    return 0
