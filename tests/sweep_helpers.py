@@ -53,3 +53,25 @@ def check_wandb_matches_records(run_dir: Path, records: list[dict]) -> None:
         assert logged == curves["astronaut"]["eval"]["psnr"]
         assert run["summary"]["psnr_es"] == r["metrics"]["psnr_es"]
         assert run["config"]["seed"] == r["seed"]
+
+
+def check_report_and_summary_run(run_dir: Path, sweep: str) -> None:
+    """The sweep's end wrote the report files, and its W&B summary run holds every table as a wandb.Table."""
+    from orchestrator.render import flat_columns
+    from orchestrator.report import build_report
+
+    for name in ("report.md", "results.csv", "report.html", "report.json"):
+        assert (run_dir / name).stat().st_size > 0, name
+    runs = sorted((run_dir / "wandb").glob(f"offline-run-*-summary-{sweep}-cpu"))
+    assert len(runs) == 1, runs  # a rerun replaces the summary run
+    run = summarize(next(runs[0].glob("run-*.wandb")))
+    assert run["exit"] == 0
+    logged = {k: v for h in run["history"] for k, v in h.items()}
+    tables = [t for s in build_report(run_dir).sections for t in s.tables]
+    assert tables
+    for tab in tables:
+        key = f"tables/staged/{tab.name}"
+        assert logged[f"{key}/_type"] == "table-file", key
+        assert logged[f"{key}/nrows"] == len(tab.rows), key
+        body = json.loads((runs[0] / "files" / logged[f"{key}/path"]).read_text())
+        assert body["columns"] == flat_columns(tab) and len(body["data"]) == len(tab.rows)

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from orchestrator.cli import main
-from sweep_helpers import check_wandb_matches_records, read_lines, wandb_runs, write_sweep
+from sweep_helpers import (check_report_and_summary_run, check_wandb_matches_records, read_lines, wandb_runs,
+                           write_sweep)
 
 pytestmark = pytest.mark.slow
 
@@ -44,10 +45,13 @@ def test_a_sweep_records_every_trial_and_logs_it_to_wandb(ray_session, tmp_path)
         if r["status"] == "ok":
             assert all(math.isfinite(r["metrics"][k]) for k in ("psnr", "ssim", "psnr_es", "psnr_peak", "time_s"))
     check_wandb_matches_records(run_dir, records)  # one W&B run per trial, diverged ones too
-    # Running again adds nothing.
-    t0 = time.time()
+    check_report_and_summary_run(run_dir, "e2e")
+    # Running again runs nothing and adds nothing.
+    stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("trials/*/result.json")}
     assert _sweep(path, tmp_path / "runs") == 0
-    assert len(read_lines(run_dir)) == 6 and time.time() - t0 < 30
+    assert len(read_lines(run_dir)) == 6
+    assert {p: p.stat().st_mtime_ns for p in run_dir.glob("trials/*/result.json")} == stamps
+    check_report_and_summary_run(run_dir, "e2e")
 
 
 def test_a_killed_driver_resumes_without_losing_or_duplicating(ray_session, tmp_path):
