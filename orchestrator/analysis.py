@@ -178,17 +178,33 @@ def cells_table(cells: list[Cell], method: str, headline: str) -> Tab:
     return tab
 
 
+def task_label(r: dict) -> str:
+    """The restoration task a trial solved: its test images, size and degradation (scores compare within one)."""
+    cfg = r.get("config") or {}
+    deg, data = cfg.get("degradation") or {}, cfg.get("data") or {}
+    noise = f"σ={255 * deg['noise_std']:.4g}/255" if deg.get("noise_std") else f"t_obs={deg.get('t_obs')}"
+    images = ",".join(data.get("images") or []) or f"{data.get('root')}/{data.get('glob')}"
+    return f"{noise} · {images} · {data.get('size')} px"
+
+
 def best_table(cells: list[Cell], headline: str, mode: str) -> Tab:
     extra = [m for m in ("psnr", "ssim") if m != headline]
-    cols = ["rank", "#", "grid cell", "n", headline, *extra, "time_s"]
-    tab = Tab("best", f"Best configurations on {headline} (needs no ground truth; {ORACLE} cells excluded)", cols)
-    eligible = [c for c in cells if not c.oracle and pooled(c.ok, headline) is not None]
-    for rank, c in enumerate(eligible[:3], 1):
-        est = pooled(c.ok, headline)
-        tab.rows.append([rank, c.number, c.label, est.n, est, *(pooled(c.ok, m) for m in extra),
-                         pooled(c.ok, "time_s")])
-    if len(eligible) >= 2:
-        tab.note = _runner_up_note(eligible[0], eligible[1], headline)
+    cols = ["task", "rank", "#", "grid cell", "n", headline, *extra, "time_s"]
+    tab = Tab("best", f"Best configurations on {headline}, per task (needs no ground truth; {ORACLE} cells "
+                      "excluded)", cols)
+    tasks: dict[str, list[Cell]] = {}
+    for c in cells:  # cells come best first
+        if not c.oracle and pooled(c.ok, headline) is not None:
+            tasks.setdefault(task_label(c.ok[0]), []).append(c)
+    notes = []
+    for task, eligible in sorted(tasks.items(), key=lambda kv: -len(kv[1])):
+        for rank, c in enumerate(eligible[:3], 1):
+            est = pooled(c.ok, headline)
+            tab.rows.append([task, rank, c.number, c.label, est.n, est, *(pooled(c.ok, m) for m in extra),
+                             pooled(c.ok, "time_s")])
+        if len(eligible) >= 2:
+            notes.append(_runner_up_note(eligible[0], eligible[1], headline))
+    tab.note = " ".join(notes)
     return tab
 
 

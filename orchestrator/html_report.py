@@ -68,9 +68,8 @@ def grid_columns(section: Section) -> list[tuple[str, dict, str, str]]:
                 ("NL-means", base, "nlm", "psnr_nlm"), ("plain DIP (ES)", base, "es", "psnr_es"),
                 ("staged DIP (ES)", staged, "es", "psnr_es"),
                 (f"staged DIP peak [{ORACLE}]", staged, "peak", "psnr_peak")]
-        best = next((c for c in section.cells if not c.oracle and c.ok), None)
-        if best is not None and best.key not in (staged.get("cell_key"), base.get("cell_key")) \
-                and _same_observation(best.ok[0], base):
+        best = next((c for c in section.cells if not c.oracle and c.ok and _same_observation(c.ok[0], base)), None)
+        if best is not None and best.key not in (staged.get("cell_key"), base.get("cell_key")):
             cols.append((f"best config #{best.number} (ES)", best.ok[0], "es", "psnr_es"))
         return cols
     by_start = plots.start_records(section)

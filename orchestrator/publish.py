@@ -94,9 +94,9 @@ def _findings(report: Report) -> str:
     for s in report.sections:
         best = next((t for t in s.tables if t.name == "best"), None)
         if best and best.rows:
-            row = best.rows[0]
-            lines.append(f"- **{s.method}**: best on `{s.headline}` is #{row[1]} ({row[2]}): "
-                         f"{row[4].mean:.2f}" + (f" ± {row[4].half:.2f}" if row[4].half else "") + f" (n={row[3]}).")
+            task, _rank, number, label, n, est = best.rows[0][:6]
+            lines.append(f"- **{s.method}** ({task}): best on `{s.headline}` is #{number} ({label}): "
+                         f"{est.mean:.2f}" + (f" ± {est.half:.2f}" if est.half else "") + f" (n={n}).")
         comp = next((t for t in s.tables if t.name == "comparisons"), None)
         for row in (comp.rows if comp else [])[:1]:
             p = "—" if row[8] is None else f"{row[8]:.3g}"

@@ -125,7 +125,7 @@ def test_axis_effect_holds_the_other_axes_fixed(run_dir):
 def test_best_is_chosen_without_ground_truth_and_problems_are_listed(run_dir):
     rep = build_report(run_dir)
     best = table(rep, "best")
-    assert best.rows[0][2] == "variant=baseline, lr=0.1"  # the ORACLE clean-target cell scores higher
+    assert best.rows[0][3] == "variant=baseline, lr=0.1"  # the ORACLE clean-target cell scores higher
     cells = table(rep, "cells")
     assert cells.rows[0][1].endswith(f"[{ORACLE}: clean targets]")
     probs = table(rep, "problems")
