@@ -31,8 +31,14 @@ def conv(c_in: int, c_out: int, k: int, stride: int = 1, groups: int = 1) -> nn.
     return nn.Sequential(*layers)
 
 
+def batch_norm(c: int) -> nn.BatchNorm2d:
+    """BatchNorm on the batch's statistics only: DIP trains and predicts in train mode, so running
+    averages would never be read; not keeping them saves their update every step (same parameters)."""
+    return nn.BatchNorm2d(c, track_running_stats=False)
+
+
 def bn_act(c: int, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.BatchNorm2d(c * groups), nn.LeakyReLU(0.2, inplace=True))
+    return nn.Sequential(batch_norm(c * groups), nn.LeakyReLU(0.2, inplace=True))
 
 
 def cat_groups(a: torch.Tensor, b: torch.Tensor, groups: int) -> torch.Tensor:
@@ -55,7 +61,7 @@ class SkipLevel(nn.Module):
         self.deeper = deeper
         c_cat = ch_skip + (ch_up_deeper if deeper is not None else ch)
         self.up = nn.Sequential(
-            nn.BatchNorm2d(c_cat * g), conv(c_cat, ch, k, groups=g), bn_act(ch, g), conv(ch, ch, 1, groups=g), bn_act(ch, g)
+            batch_norm(c_cat * g), conv(c_cat, ch, k, groups=g), bn_act(ch, g), conv(ch, ch, 1, groups=g), bn_act(ch, g)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, c_in, H, W) -> (B, ch, H, W)
@@ -92,8 +98,8 @@ class SimpleNet(nn.Module):
     def __init__(self, in_channels: int = 32, out_channels: int = 3, channels: int = 64):
         super().__init__()
         self.net = nn.Sequential(
-            conv(in_channels, channels, 3), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
-            conv(channels, channels, 3), nn.BatchNorm2d(channels), nn.ReLU(inplace=True),
+            conv(in_channels, channels, 3), batch_norm(channels), nn.ReLU(inplace=True),
+            conv(channels, channels, 3), batch_norm(channels), nn.ReLU(inplace=True),
             conv(channels, out_channels, 3),
         )
 

@@ -1,0 +1,300 @@
+"""`make bench`: where a sweep's time goes, each figure measured in one run beside its baseline.
+
+    python benchmarks/bench.py [--only dip,eval,orchestration,cache,gpu] [--trial-s 15] [--out PATH]
+
+1. dip: our DIP training step (DipFitter) against the plain nn.Sequential
+   version of the same network (benchmarks/plain_dip.py), same parameters and
+   input, in this process, at the cpu and gpu profiles' sizes; ratio ours/plain.
+2. eval: a staged run with its in-loop evaluation (oracle PSNR, ES-WMV, SSIM
+   every eval_every) against the same DIP steps without it; overhead in %.
+3. orchestration: 8 trials run back to back in this process (ideal = their sum
+   / 2) against our sweep, 2 at a time on the local cluster, without and with
+   W&B, and against plain Ray Tune (+ WandbLoggerCallback); ratio ideal/actual.
+   Cluster start-up is measured apart.
+4. cache: a hybrid sweep of 2 training configs × 3 sampling configs with the
+   artefact cache against the same with --no-cache; ratio.
+5. gpu: AMP/channels_last and fractional GPUs, on a GPU only.
+
+Writes JSON (default benchmarks/results.json) and prints a rich table. Measures; never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from dipddpm.config import config_dict, resolve  # noqa: E402
+
+SECTIONS = ("dip", "eval", "orchestration", "cache", "gpu")
+
+
+# ---------------------------------------------------------------- 1. DIP step
+
+def interleaved(steps: dict, n: int, warm: int = 3) -> dict:
+    """Median seconds per call of each step function, calls alternated one by one (drift hits all alike)."""
+    for fn in steps.values():
+        for _ in range(warm):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for _ in range(n):
+        for k, fn in steps.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def dip_step(profile: str, threads: int, steps: int) -> dict:
+    """Seconds per training step of our DipFitter and of the plain reference, same network and input."""
+    from plain_dip import PlainStep, plain_skip
+
+    from dipddpm.loop import DipFitter
+
+    cfg = resolve([], profile)
+    d, size = cfg.dip, cfg.data.size
+    torch.set_num_threads(threads)
+    ours = DipFitter(d, "astronaut", 0, size, torch.device("cpu"))
+    plain = plain_skip(d.input_channels, 3, d.scales, d.channels, d.skip_channels, d.kernel)
+    n_ours, n_plain = (sum(p.numel() for p in m.parameters()) for m in (ours.net, plain))
+    assert n_ours == n_plain, f"parameter counts differ: {n_ours} vs {n_plain}"
+    target = torch.rand((1, 3, size, size), generator=torch.Generator().manual_seed(0))
+    ref = PlainStep(plain, ours.z.clone(), target, d.lr, d.reg_noise_std)
+    med = interleaved({"ours": lambda: ours.step(target), "plain": ref}, steps)
+    return {"profile": profile, "size_px": size, "channels": d.channels, "scales": d.scales, "params": n_ours,
+            "threads": threads, "steps": steps, "ours_ms": 1000 * med["ours"], "plain_ms": 1000 * med["plain"],
+            "ratio": med["ours"] / med["plain"], "target": "<= 0.8"}
+
+
+# ---------------------------------------------------------------- 2. evaluation overhead
+
+def eval_overhead(iters: int) -> dict:
+    """A staged fit with its evaluation against the bare DipFitter steps on the same targets."""
+    from dipddpm.degradation import noise_level, observe, schedule_of
+    from dipddpm.images import load_image
+    from dipddpm.loop import DipFitter
+    from dipddpm.reporting import Reporter
+    from dipddpm.staged import fit_image, stage_targets
+
+    cfg = resolve([("bench", {"staged": {"iters_per_stage": iters // 5}})], "cpu")
+    torch.set_num_threads(1)
+    schedule = schedule_of(cfg)
+    obs = observe("astronaut", load_image("astronaut", cfg.data.size), schedule, noise_level(cfg, schedule), 0)
+    stages = stage_targets(obs, cfg.staged, schedule, cfg.seed)
+
+    def bare() -> float:
+        fitter, t = DipFitter(cfg.dip, obs.name, cfg.seed, cfg.data.size, torch.device("cpu")), time.perf_counter()
+        for k, stage in enumerate(stages):
+            target = stage.target01.unsqueeze(0)
+            for _ in range(cfg.staged.iters_per_stage):
+                fitter.step(target, k)
+        return time.perf_counter() - t
+
+    with_eval, without = [], []
+    for _ in range(2):
+        without.append(bare())
+        with_eval.append(fit_image(obs, cfg, torch.device("cpu"), Reporter(None, 1)).metrics["dip_s"])
+    w, b = min(with_eval), min(without)
+    return {"iters": cfg.staged.iters_per_stage * len(stages), "eval_every": cfg.eval_every, "with_eval_s": w,
+            "without_s": b, "overhead_pct": 100 * (w - b) / b, "target": "<= 5%"}
+
+
+# ---------------------------------------------------------------- 3. orchestration
+
+def orchestration_config(trial_s: float, ms_per_iter: float) -> dict:
+    """A real staged trial (cpu profile) whose DIP runs about `trial_s` seconds."""
+    per_stage = max(20, int(trial_s * 1000 / ms_per_iter / 5))
+    return {"staged": {"iters_per_stage": per_stage}, "es": {"window": 50, "patience": min(200, 5 * per_stage - 1)}}
+
+
+def serial(layer: dict, seeds: list[int]) -> dict:
+    from dipddpm import trial
+
+    torch.set_num_threads(1)
+    times = []
+    for s in seeds:
+        cfg = resolve([("bench", layer | {"seed": s})], "cpu")
+        t = time.perf_counter()
+        trial.run(cfg)
+        times.append(time.perf_counter() - t)
+    return {"trial_s": times, "sum_s": sum(times)}
+
+
+def our_sweep(layer: dict, seeds: list[int], runs: Path, name: str, wandb_mode: str) -> dict:
+    """Our sweep, 2 trials at a time; the trial phase (to the last record) and the closing report apart."""
+    from rich.console import Console
+
+    from orchestrator.runner import SweepOptions, run_sweep
+    from orchestrator.spec import parse_spec
+
+    os.environ["WANDB_MODE"] = wandb_mode
+    spec = parse_spec({"name": name, "method": "staged", "base": layer, "grid": {"staged.variant": ["staged"]},
+                       "seeds": seeds, "resources": {"cpu": 1, "gpu": 0}}, name)
+    console = Console(file=open(os.devnull, "w"))
+    t0 = time.time()
+    run_sweep(spec, SweepOptions(profile="cpu", runs_dir=str(runs), live=False, project="dipddpm-bench"), console)
+    end = time.time()
+    last = (runs / name / "cpu" / "results.jsonl").stat().st_mtime
+    return {"trials_s": last - t0, "report_s": end - last, "total_s": end - t0}
+
+
+def plain_tune(layer: dict, seeds: list[int], runs: Path, with_wandb: bool) -> dict:
+    """The same trials through Ray Tune as a user would write them: defaults, tune.report per evaluation."""
+    from ray import tune
+
+    def trainable(config):
+        import torch as _torch
+
+        from dipddpm import trial
+
+        _torch.set_num_threads(1)
+        cfg = resolve([("bench", config["layer"])], "cpu")
+        res = trial.run(cfg, report=lambda step, m: tune.report(
+            {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}))
+        tune.report({"psnr": res.metrics.get("psnr", float("nan")), "done": 1})
+
+    callbacks = []
+    if with_wandb:
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        callbacks.append(WandbLoggerCallback(project="dipddpm-bench", mode="offline", upload_timeout=60,
+                                             dir=str(runs / "plain-wandb")))
+    space = {"layer": tune.grid_search([layer | {"seed": s} for s in seeds])}
+    old = os.environ.pop("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", None)  # plain: Tune's default loggers on
+    try:
+        tuner = tune.Tuner(tune.with_resources(trainable, {"cpu": 1}), param_space=space,
+                           run_config=tune.RunConfig(name="plain", storage_path=str(runs / "plain"), verbose=0,
+                                                     callbacks=callbacks))
+        t0 = time.time()
+        grid = tuner.fit()
+        total = time.time() - t0
+    finally:
+        if old is not None:
+            os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = old
+    return {"total_s": total, "errors": sum(r.error is not None for r in grid)}
+
+
+def orchestration(trial_s: float, ms_per_iter: float) -> dict:
+    import ray
+
+    from orchestrator.runner import SweepOptions, start_ray
+
+    seeds, conc = list(range(8)), 2
+    layer = orchestration_config(trial_s, ms_per_iter)
+    out = {"trials": len(seeds), "concurrency": conc, "config": layer}
+    out["serial"] = serial(layer, seeds)
+    ideal = out["serial"]["sum_s"] / conc
+    out["ideal_s"] = ideal
+    t = time.time()
+    os.environ["WANDB_MODE"] = "disabled"
+    start_ray(SweepOptions())
+    out["cluster_start_s"] = time.time() - t
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = Path(tmp)
+        for key, mode in (("ours", "disabled"), ("ours_wandb", "offline")):
+            r = our_sweep(layer, seeds, runs, key.replace("_", "-"), mode)
+            out[key] = r | {"efficiency": ideal / r["trials_s"], "efficiency_incl_report": ideal / r["total_s"]}
+        for key, wb in (("plain_tune", False), ("plain_tune_wandb", True)):
+            r = plain_tune(layer, seeds, runs, wb)
+            out[key] = r | {"efficiency": ideal / r["total_s"]}
+    ray.shutdown()
+    out["target"] = ">= 0.95 without W&B, >= 0.92 with, above plain Ray Tune's"
+    return out
+
+
+# ---------------------------------------------------------------- 4. hybrid cache
+
+def cache(train_steps: int) -> dict:
+    """2 training configs × 3 sampling configs as a sweep, with the cache (fresh) and with --no-cache."""
+    import ray
+    from rich.console import Console
+
+    from orchestrator.runner import SweepOptions, run_sweep, start_ray
+    from orchestrator.spec import parse_spec
+
+    os.environ["WANDB_MODE"] = "disabled"
+    start_ray(SweepOptions())
+    base = {"ddpm": {"train_steps": train_steps}, "hybrid": {"start": "observation"}}
+    grid = {"diffusion.beta_schedule": ["linear", "squaredcos_cap_v2"],
+            "hybrid.sampler": ["onestep", "ddim", "ddpm"]}
+    out = {"train_configs": 2, "sampling_configs": 3, "train_steps": train_steps}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, use in (("with_cache_s", True), ("without_cache_s", False)):
+            spec = parse_spec({"name": f"cache-{use}", "method": "hybrid", "base": base, "grid": grid,
+                               "seeds": [0], "resources": {"cpu": 1, "gpu": 0}}, "bench")
+            t = time.time()
+            run_sweep(spec, SweepOptions(profile="cpu", runs_dir=f"{tmp}/runs", cache_dir=f"{tmp}/cache", use_cache=use,
+                                         live=False), Console(file=open(os.devnull, "w")))
+            out[key] = time.time() - t
+    ray.shutdown()
+    out["ratio"] = out["with_cache_s"] / out["without_cache_s"]
+    out["target"] = "<= 0.5"
+    return out
+
+
+# ---------------------------------------------------------------- 5. GPU
+
+def gpu() -> dict:
+    if not torch.cuda.is_available():
+        return {"measured": False, "reason": "no CUDA GPU on this machine: AMP (bf16), channels_last and "
+                                             "trials per GPU (1, 2, 4) not measured"}
+    return {"measured": False, "reason": "AMP and channels_last switches are not implemented in dipddpm yet"}
+
+
+# ---------------------------------------------------------------- main
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    ap.add_argument("--trial-s", type=float, default=15.0, help="DIP seconds per orchestration trial")
+    ap.add_argument("--out", default=str(HERE / "results.json"))
+    args = ap.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = [s for s in only if s not in SECTIONS]
+    if bad:
+        print(f"error: --only: unknown section {bad[0]!r} (expected some of {', '.join(SECTIONS)})", file=sys.stderr)
+        return 2
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                           "cuda": torch.cuda.is_available()}, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    t0 = time.time()
+    ms_per_iter = 40.0
+    for name in only:
+        t = time.time()
+        if name == "dip":
+            results["dip"] = [dip_step("cpu", 1, 80), dip_step("gpu", os.cpu_count() or 1, 5)]
+            ms_per_iter = results["dip"][0]["ours_ms"]
+        elif name == "eval":
+            results["eval"] = eval_overhead(500)
+        elif name == "orchestration":
+            results["orchestration"] = orchestration(args.trial_s, ms_per_iter)
+        elif name == "cache":
+            results["cache"] = cache(30)
+        else:
+            results["gpu"] = gpu()
+        results.setdefault("section_s", {})[name] = time.time() - t
+        print(f"{name}: {time.time() - t:.0f} s", file=sys.stderr)
+    results["total_s"] = time.time() - t0
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    from summary_table import print_results
+
+    print_results(results)
+    print(f"wrote {args.out} in {results['total_s']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

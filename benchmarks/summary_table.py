@@ -1,0 +1,57 @@
+"""The rich table `make bench` prints from its results JSON (also: python benchmarks/summary_table.py FILE)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def rows(r: dict) -> list[tuple[str, str, str, str]]:
+    """(figure, measured, baseline, ratio / target)."""
+    out = []
+    for d in r.get("dip", []):
+        out.append((f"DIP step, {d['profile']} profile ({d['size_px']} px, {d['channels']} ch, {d['threads']} thr)",
+                    f"ours {d['ours_ms']:.1f} ms", f"plain {d['plain_ms']:.1f} ms",
+                    f"{d['ratio']:.2f} (target {d['target']})"))
+    if "eval" in r:
+        e = r["eval"]
+        out.append((f"evaluation overhead ({e['iters']} it, eval every {e['eval_every']})",
+                    f"with {e['with_eval_s']:.1f} s", f"without {e['without_s']:.1f} s",
+                    f"{e['overhead_pct']:+.1f}% (target {e['target']})"))
+    if "orchestration" in r:
+        o = r["orchestration"]
+        per = sum(o["serial"]["trial_s"]) / len(o["serial"]["trial_s"])
+        base = f"ideal {o['ideal_s']:.0f} s ({o['trials']} × {per:.0f} s / {o['concurrency']})"
+        out.append(("cluster start-up (apart)", f"{o['cluster_start_s']:.1f} s", "", ""))
+        for key, label in (("ours", "our sweep, no W&B"), ("ours_wandb", "our sweep, W&B offline"),
+                           ("plain_tune", "plain Ray Tune"), ("plain_tune_wandb", "plain Tune + WandbLoggerCallback")):
+            if key in o:
+                t = o[key].get("trials_s", o[key].get("total_s"))
+                extra = f" (+{o[key]['report_s']:.0f} s report)" if "report_s" in o[key] else ""
+                out.append((f"orchestration: {label}", f"{t:.0f} s{extra}", base, f"{o[key]['efficiency']:.3f}"))
+    if "cache" in r:
+        c = r["cache"]
+        out.append((f"hybrid cache ({c['train_configs']} train × {c['sampling_configs']} sampling)",
+                    f"with {c['with_cache_s']:.0f} s", f"without {c['without_cache_s']:.0f} s",
+                    f"{c['ratio']:.2f} (target {c['target']})"))
+    if "gpu" in r:
+        g = r["gpu"]
+        out.append(("GPU: AMP, channels_last, trials per GPU", "measured" if g.get("measured") else "not measured",
+                    g.get("reason", ""), ""))
+    return out
+
+
+def print_results(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"dipddpm benchmarks · {results['machine']['cpus']} CPUs · torch {results['machine']['torch']}")
+    for col in ("figure", "measured", "baseline", "ratio"):
+        t.add_column(col, overflow="fold")
+    for row in rows(results):
+        t.add_row(*row)
+    Console(width=160).print(t)
+
+
+if __name__ == "__main__":
+    print_results(json.loads(open(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results.json").read()))
