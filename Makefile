@@ -14,7 +14,7 @@ export RAY_USAGE_STATS_ENABLED ?= 0
 SWEEP ?= sweeps/staged.yaml
 RUN ?= runs/staged/cpu
 
-.PHONY: help install test test-fast run sweep sweep-staged sweep-hybrid report clean
+.PHONY: help install test test-fast run sweep sweep-staged sweep-hybrid report bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ sweep: $(STAMP) ## any sweep: make sweep SWEEP=sweeps/x.yaml ARGS='--dry-run'
 
 report: $(STAMP) ## tables + report.md, results.csv, report.html from a run: make report RUN=runs/hybrid/cpu
 	$(PY) -m orchestrator report $(RUN) $(ARGS)
+
+bench: $(STAMP) ## benchmarks -> benchmarks/results.json (~10 min): make bench ARGS='--only dip,eval'
+	$(PY) benchmarks/bench.py $(ARGS)
 
 clean: ## remove outputs (out/) and caches, keep the venv
 	rm -rf out .pytest_cache

@@ -1,7 +1,10 @@
 """The DDPM forward process on diffusers' betas (Ho et al. 2020, eq. 4).
 
-Betas come from diffusers' `DDPMScheduler`; we never re-derive them. Images on
-this side of the boundary are in [-1, 1] (x0' = 2·x0 − 1).
+Betas are diffusers' `DDPMScheduler` betas, computed here with its own float32
+formulas (a test holds them bit-equal to the scheduler's): importing diffusers
+costs seconds per process, which every staged trial and the sweep driver would
+pay for two short formulas. Images on this side of the boundary are in [-1, 1]
+(x0' = 2·x0 − 1).
 
     q(x_t | x_0) = N( sqrt(ᾱ_t) · x0', (1 − ᾱ_t) · I )
     q(x_t | x_s) = N( sqrt(ᾱ_t/ᾱ_s) · x_s, (1 − ᾱ_t/ᾱ_s) · I ),   s < t
@@ -14,6 +17,7 @@ through the unbiased mapping y01 = (x_t/sqrt(ᾱ_t) + 1)/2:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -22,12 +26,24 @@ import torch
 BETA_SCHEDULES = ("linear", "squaredcos_cap_v2")
 
 
+def betas(beta_schedule: str, num_train_timesteps: int) -> torch.Tensor:
+    """(T,) float32, as DDPMScheduler(beta_start=1e-4, beta_end=0.02) computes them."""
+    if beta_schedule == "linear":
+        return torch.linspace(0.0001, 0.02, num_train_timesteps, dtype=torch.float32)
+    if beta_schedule == "squaredcos_cap_v2":  # Nichol & Dhariwal's cosine ᾱ(t), betas capped at 0.999
+
+        def abar(t: float) -> float:
+            return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+
+        T = num_train_timesteps
+        return torch.tensor([min(1 - abar((i + 1) / T) / abar(i / T), 0.999) for i in range(T)], dtype=torch.float32)
+    raise ValueError(f"beta_schedule: expected one of {' | '.join(BETA_SCHEDULES)}, got {beta_schedule!r}")
+
+
 @lru_cache(maxsize=16)
 def _alphas_cumprod(beta_schedule: str, num_train_timesteps: int) -> torch.Tensor:
-    from diffusers import DDPMScheduler  # heavy import, only when a schedule is needed
-
-    sched = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_schedule=beta_schedule)
-    return sched.alphas_cumprod.to(torch.float64).clone()
+    alphas = 1.0 - betas(beta_schedule, num_train_timesteps)  # float32, as the scheduler
+    return torch.cumprod(alphas, dim=0).to(torch.float64)
 
 
 @dataclass(frozen=True)

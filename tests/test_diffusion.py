@@ -49,3 +49,13 @@ def test_two_forward_hops_have_the_one_hop_marginal():
     a = sched.abar(120)
     assert float(x_t.mean()) == pytest.approx(a**0.5 * 0.5, abs=5e-3)
     assert float(x_t.var()) == pytest.approx(1 - a, rel=0.02)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "squaredcos_cap_v2"])
+@pytest.mark.parametrize("T", [50, 500, 1000])
+def test_our_betas_are_bit_equal_to_the_scheduler(schedule, T):
+    from dipddpm.diffusion import Schedule, betas
+
+    ref = DDPMScheduler(num_train_timesteps=T, beta_schedule=schedule)
+    assert torch.equal(betas(schedule, T), ref.betas)
+    assert torch.equal(Schedule(schedule, T).alphas_cumprod, ref.alphas_cumprod.to(torch.float64))
