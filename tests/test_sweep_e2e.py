@@ -85,11 +85,27 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating(ray_session, tmp_
 
 
 def _kill_group(pid: int) -> None:
-    """The killed driver's embedded cluster runs in its session: stop it too."""
+    """Kill the killed driver's whole session: its embedded cluster, and the Ray workers, which sit in
+    process groups of their own and would otherwise finish their trials (and W&B runs) during the resume."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        left = [int(p) for p in os.listdir("/proc") if p.isdigit() and _sid(int(p)) == pid]
+        if not left:
+            return
+        for p in left:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"processes of the killed session {pid} survive: {left}")
+
+
+def _sid(pid: int) -> int | None:
     try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        return os.getsid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
 
 
 def test_a_gpu_profile_on_a_cluster_without_gpus_is_one_line_and_exit_2(ray_session, tmp_path, capsys):
