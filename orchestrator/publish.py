@@ -67,6 +67,7 @@ def log_summary_run(report: Report, project: str, figs: dict[str, bytes] | None 
         from PIL import Image
 
         drop_offline_runs(report.run_dir, rid)  # the tables are rebuilt whole each time
+        service = os.environ.get("WANDB_SERVICE")
         run = wandb.init(project=project, group=report.meta["sweep"], job_type="summary", id=rid,
                          name=f"{report.meta['sweep']} summary ({report.meta['profile']})", dir=str(report.run_dir),
                          mode=mode, resume="allow", reinit="finish_previous", config={"meta": report.meta},
@@ -81,6 +82,11 @@ def log_summary_run(report: Report, project: str, figs: dict[str, bytes] | None 
         run.log(payload)
         run.summary.update({"records": report.meta["records"], "status": report.meta["status"]})
         run.finish()
+        # Stop this process's W&B service and forget it: processes started later from this
+        # environment (a resumed sweep, its Ray workers) must not attach to it.
+        wandb.teardown()
+        if service is None:
+            os.environ.pop("WANDB_SERVICE", None)
         return rid
     except Exception as exc:  # noqa: BLE001 - W&B must never cost local results
         log.warning("W&B summary run failed: %s (local report unaffected)", exc)

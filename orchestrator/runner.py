@@ -64,6 +64,9 @@ def start_ray(opts: SweepOptions) -> bool:
         return False
 
     os.environ["WANDB_MODE"] = worker_env(opts)["WANDB_MODE"]  # the driver's environment too
+    # A W&B service this process started earlier (a notebook's run) must not be inherited by the
+    # workers: their runs would live in it, and outlive the workers if they are killed.
+    os.environ.pop("WANDB_SERVICE", None)
     address = opts.address or os.environ.get("RAY_ADDRESS") or "local"
     if address == "local":  # an embedded, single-user cluster on this machine: no token to manage
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
