@@ -313,13 +313,13 @@ def effects_table(records: list[dict], index: Index, headline: str) -> Tab:
                 ident = (frozenset((axis, *also)), frozenset((a["trial_key"], b["trial_key"]) for a, b, _ in pairs))
                 if ident not in seen:  # a compound cell's keys all lead to the same pairs: one row
                     seen.add(ident)
-                    tab.rows.append(_effect_row(axis, v, _ref_label(axis, index), ", ".join(also), pairs, headline))
+                    tab.rows.append(_effect_row(axis, v, ref_label(axis, index), ", ".join(also), pairs, headline))
     tab.note = ("Δ = value − base value over matched pairs; p from a paired t-test. Rows with 'also differs' "
                 "moved those grid-cell keys too (a compound cell): not one factor alone.")
     return tab
 
 
-def _ref_label(axis: str, index: Index) -> str:
+def ref_label(axis: str, index: Index) -> str:
     ref = index.ref.get(axis)
     if ref is not None:
         return short(ref)

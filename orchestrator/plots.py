@@ -220,7 +220,7 @@ def axis_series(section: Section, axis: str) -> list[tuple[str, list, list]]:
 
 
 def axes_figure(section: Section) -> bytes | None:
-    from .analysis import axes_of, short
+    from .analysis import ref_label, axes_of, short
 
     panels = [(a, s) for a in axes_of(section.records) if (s := axis_series(section, a))]
     if not panels:
@@ -235,8 +235,8 @@ def axes_figure(section: Section) -> bytes | None:
             ax.errorbar(pos, [e.mean for e in ests], yerr=[e.half or 0 for e in ests], marker="o", capsize=3,
                         label=label[:40])
             ref = section.index.ref.get(axis)
-            ax.set_xticks(range(len(xs)), [short(x) + (" (base)" if same(x, ref) else "") for x in xs],
-                          rotation=20, fontsize=8)
+            ax.set_xticks(range(len(xs)), [(ref_label(axis, section.index) + " (base)") if same(x, ref) else short(x)
+                                           for x in xs], rotation=20, fontsize=8)
         ax.set_title(axis, fontsize=9)
         ax.set_ylabel(section.headline)
         ax.grid(alpha=0.3)
