@@ -15,9 +15,8 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
                     f"{d['ratio']:.2f} (target {d['target']})"))
     if "eval" in r:
         e = r["eval"]
-        out.append((f"evaluation overhead ({e['iters']} it, eval every {e['eval_every']})",
-                    f"with {e['with_eval_s']:.1f} s", f"without {e['without_s']:.1f} s",
-                    f"{e['overhead_pct']:+.1f}% (target {e['target']})"))
+        out.append(_with_without(f"evaluation overhead ({e['iters']} it, eval every {e['eval_every']})",
+                                 e["with_eval_s"], e["without_s"], f"{e['overhead_pct']:+.1f}%", e["target"]))
     if "orchestration" in r:
         o = r["orchestration"]
         per = sum(o["serial"]["trial_s"]) / len(o["serial"]["trial_s"])
@@ -31,14 +30,17 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
                 out.append((f"orchestration: {label}", f"{t:.0f} s{extra}", base, f"{o[key]['efficiency']:.3f}"))
     if "cache" in r:
         c = r["cache"]
-        out.append((f"hybrid cache ({c['train_configs']} train × {c['sampling_configs']} sampling)",
-                    f"with {c['with_cache_s']:.0f} s", f"without {c['without_cache_s']:.0f} s",
-                    f"{c['ratio']:.2f} (target {c['target']})"))
+        out.append(_with_without(f"hybrid cache ({c['train_configs']} train × {c['sampling_configs']} sampling)",
+                                 c["with_cache_s"], c["without_cache_s"], f"{c['ratio']:.2f}", c["target"]))
     if "gpu" in r:
         g = r["gpu"]
         out.append(("GPU: AMP, channels_last, trials per GPU", "measured" if g.get("measured") else "not measured",
                     g.get("reason", ""), ""))
     return out
+
+
+def _with_without(figure: str, with_s: float, without_s: float, ratio: str, target: str) -> tuple:
+    return figure, f"with {with_s:.1f} s", f"without {without_s:.1f} s", f"{ratio} (target {target})"
 
 
 def print_results(results: dict) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from dipddpm.errors import ConfigError
 
-from .pairing import Index, flatten, same
+from .pairing import Index, flatten, group_of, same
 from .spec import DEFAULT_METRIC, ORACLE_METRICS
 from .stats import Estimate, Paired, mean_ci, paired
 
@@ -323,9 +323,7 @@ def ref_label(axis: str, index: Index) -> str:
     ref = index.ref.get(axis)
     if ref is not None:
         return short(ref)
-    from .pairing import _group_of
-
-    group = _group_of(axis) or ()
+    group = group_of(axis) or ()
     partner = next((g for g in group if g != axis and index.ref.get(g) is not None), None)
     return f"{partner.split('.')[-1]}={short(index.ref[partner])}" if partner else "null"
 

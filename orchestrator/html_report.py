@@ -115,27 +115,19 @@ def image_grid_html(section: Section, run_dir: Path) -> str:
 
 # ------------------------------------------------------------------ page
 
-def section_html(section: Section, run_dir: Path) -> str:
-    figs = []
-    if section.method == "staged":
-        figs.append(figure_html(plots.curves_figure(section, run_dir),
-                                "PSNR and SSIM against iteration, staged vs plain DIP on the same observation"))
-    else:
-        figs.append(figure_html(plots.hybrid_figure(section, run_dir),
-                                "PSNR of each restoration at the base settings; DDPM training loss"))
-    figs.append(figure_html(plots.axes_figure(section), f"{section.headline} against each ablation axis"))
-    figs.append(figure_html(plots.time_quality_figure(section), "time against quality per grid cell"))
+def section_html(section: Section, run_dir: Path, figures: dict[str, tuple[str, bytes | None]]) -> str:
     n_ok = len(ok(section.records))
     parts = [f"<h2>{html.escape(section.method)} · {len(section.records)} trials ({n_ok} ok) · "
              f"ranked by {html.escape(section.headline)}</h2>",
-             "<h3>Image grid</h3>", image_grid_html(section, run_dir), "<h3>Figures</h3>", *figs]
+             "<h3>Image grid</h3>", image_grid_html(section, run_dir), "<h3>Figures</h3>",
+             *(figure_html(png, caption) for caption, png in figures.values())]
     parts += [table_html(t) for t in section.tables]
     return "\n".join(parts)
 
 
-def report_html(sections: list[Section], meta: dict, run_dir: Path) -> str:
+def report_html(sections: list[Section], meta: dict, run_dir: Path, figures: dict) -> str:
     toc = " · ".join(f'<a href="#{t.name}">{html.escape(t.name)}</a>' for t in sections[0].tables) if sections else ""
-    body = "\n".join(section_html(s, run_dir) for s in sections)
+    body = "\n".join(section_html(s, run_dir, figures[s.method]) for s in sections)
     meta_line = html.escape(f"{meta['records']} records ({meta['status']}) · profile {meta['profile']} · "
                             f"{meta['results']} · code {meta.get('code', '?')} · generated {meta['generated']}")
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(meta["title"])}</title>'

@@ -36,7 +36,7 @@ def same(a, b) -> bool:
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
-def _group_of(key: str) -> tuple[str, ...] | None:
+def group_of(key: str) -> tuple[str, ...] | None:
     for sec, members in EITHER_OR:
         full = tuple(f"{sec}.{m}" for m in members)
         if key in full:
@@ -100,7 +100,7 @@ class Index:
     def _lookup(self, record: dict, changes: dict, keep: set) -> dict | None:
         flat = flatten(record["config"]) | changes
         for k, v in changes.items():  # setting one member of an either/or group clears the others
-            for g in _group_of(k) or ():
+            for g in group_of(k) or ():
                 if g != k and g not in changes and v is not None:
                     flat[g] = None
         for k in list(flat):  # a section the record had as not-applicable takes the reference's fields
@@ -109,7 +109,7 @@ class Index:
         for k, v in self.ref.items():
             if k in changes or (k in keep and k in flat) or flat.get(k) is not None:
                 continue
-            group = _group_of(k)
+            group = group_of(k)
             if group and any(flat.get(g) is not None for g in group if g != k):
                 continue
             flat[k] = v

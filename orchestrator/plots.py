@@ -266,3 +266,19 @@ def time_quality_figure(section: Section) -> bytes | None:
     ax.set_title("Time against quality per grid cell (numbers: the cells table)", fontsize=10)
     ax.grid(alpha=0.3)
     return png(fig)
+
+
+def figure_names(method: str) -> tuple[str, ...]:
+    return ("curves" if method == "staged" else "restorations", "axes", "time_quality")
+
+
+def section_figures(section: Section, run_dir: Path) -> dict[str, tuple[str, bytes | None]]:
+    """{name: (caption, PNG or None when there is not enough data)} for one method's section."""
+    first, axes, tq = figure_names(section.method)
+    if section.method == "staged":
+        lead = ("PSNR and SSIM against iteration, staged vs plain DIP on the same observation",
+                curves_figure(section, run_dir))
+    else:
+        lead = ("PSNR of each restoration at the base settings; DDPM training loss", hybrid_figure(section, run_dir))
+    return {first: lead, axes: (f"{section.headline} against each ablation axis", axes_figure(section)),
+            tq: ("time against quality per grid cell", time_quality_figure(section))}

@@ -23,6 +23,7 @@ from pathlib import Path
 from dipddpm.errors import ConfigError
 from dipddpm.record import atomic_write_text
 
+from .plots import figure_names
 from .render import flat_columns, flat_rows
 from .report import Report, build_report
 from .wandb_log import drop_offline_runs, wandb_mode
@@ -41,20 +42,12 @@ def table_key(method: str, name: str) -> str:
 
 
 def figures(report: Report) -> dict[str, bytes]:
-    from . import plots
-
-    out: dict[str, bytes | None] = {}
-    for s in report.sections:
-        if s.method == "staged":
-            out[f"figures/{s.method}/curves"] = plots.curves_figure(s, report.run_dir)
-        else:
-            out[f"figures/{s.method}/restorations"] = plots.hybrid_figure(s, report.run_dir)
-        out[f"figures/{s.method}/axes"] = plots.axes_figure(s)
-        out[f"figures/{s.method}/time_quality"] = plots.time_quality_figure(s)
-    return {k: v for k, v in out.items() if v is not None}
+    """The report's figures under their W&B keys (figures/<method>/<name>)."""
+    return {f"figures/{method}/{name}": png for method, figs in report.figures().items()
+            for name, (_caption, png) in figs.items() if png is not None}
 
 
-def log_summary_run(report: Report, project: str, figs: dict[str, bytes] | None = None) -> str | None:
+def log_summary_run(report: Report, project: str) -> str | None:
     """Log the tables (and figures) to the sweep's summary run; its id, or None when W&B is off or fails."""
     mode = wandb_mode()
     if mode == "disabled":
@@ -77,7 +70,7 @@ def log_summary_run(report: Report, project: str, figs: dict[str, bytes] | None 
             for tab in s.tables:
                 payload[table_key(s.method, tab.name)] = wandb.Table(columns=flat_columns(tab), data=flat_rows(tab),
                                                                      allow_mixed_types=True)
-        for key, png in (figs if figs is not None else figures(report)).items():
+        for key, png in figures(report).items():
             payload[key] = wandb.Image(Image.open(io.BytesIO(png)))
         run.log(payload)
         run.summary.update({"records": report.meta["records"], "status": report.meta["status"]})
@@ -127,18 +120,13 @@ def report_spec(report: Report, project: str, entity: str | None) -> dict:
                        "panels": tables})
         blocks.append({"type": "panel_grid", "title": f"{s.method}: figures", "runset": summary,
                        "panels": [{"type": "media", "title": "report figures",
-                                   "media_keys": [k for k in figures_keys(s.method)]}]})
+                                   "media_keys": [f"figures/{s.method}/{n}" for n in figure_names(s.method)]}]})
         blocks.append({"type": "panel_grid", "title": f"{s.method}: trials", "runset": runset,
                        "panels": _trial_panels(s)})
     return {"title": report.meta["title"], "description": f"Sweep {sweep} ({profile}) from dipddpm",
             "project": project, "entity": entity, "group": sweep, "summary_run": summary_run_id(sweep, profile),
             "tables": [table_key(s.method, t.name) for s in report.sections for t in s.tables],
             "blocks": blocks}
-
-
-def figures_keys(method: str) -> list[str]:
-    first = "curves" if method == "staged" else "restorations"
-    return [f"figures/{method}/{n}" for n in (first, "axes", "time_quality")]
 
 
 def _trial_panels(s) -> list[dict]:

@@ -29,6 +29,15 @@ class Report:
     records: list[dict]
     sections: list[Section]
     meta: dict
+    _figures: dict | None = None
+
+    def figures(self) -> dict[str, dict[str, tuple[str, bytes | None]]]:
+        """method -> {figure name: (caption, PNG)}; drawn once, shared by the HTML page and W&B."""
+        if self._figures is None:
+            from .plots import section_figures
+
+            self._figures = {s.method: section_figures(s, self.run_dir) for s in self.sections}
+        return self._figures
 
 
 def load_records(run_dir: str | Path) -> list[dict]:
@@ -71,7 +80,7 @@ def render(report: Report, fmt: str) -> str:
     if fmt == "html":
         from .html_report import report_html
 
-        return report_html(report.sections, report.meta, report.run_dir)
+        return report_html(report.sections, report.meta, report.run_dir, report.figures())
     raise ConfigError(f"--format: expected one of {' | '.join(FORMATS)}, got {fmt!r}")
 
 
