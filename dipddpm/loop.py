@@ -82,9 +82,15 @@ class FlatAdam:
     fused Adam kernel updates all ~100 tensors at once. Adam is elementwise: the update is
     the per-tensor update, without the Python loop over tensors each step. With the plain
     per-tensor Adam, the optimizer took ~8 of a ~40 ms DIP step on a 2-core CPU; flat and
-    fused, under 1 ms (benchmarks/bench.py). Builds without a fused kernel fall back to
-    the default implementation on the same flat buffer.
+    fused, under 1 ms (benchmarks/bench.py).
+
+    The kernel (`torch._fused_adam_`, what `torch.optim.Adam(fused=True)` calls) is called
+    directly: `torch.optim`'s Optimizer imports torch._dynamo on first use, ~2 s of every
+    fresh worker's first trial on 2 cores. Builds or devices without the kernel fall back to
+    `torch.optim.Adam` on the same flat buffer.
     """
+
+    BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as DIP uses them
 
     def __init__(self, params, lr: float):
         params = [p for p in params if p.requires_grad]
@@ -98,16 +104,30 @@ class FlatAdam:
             offset += n
         self.param = torch.nn.Parameter(flat)
         self.param.grad = self.grad
-        try:
-            self.opt = torch.optim.Adam([self.param], lr=lr, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            self.opt = torch.optim.Adam([self.param], lr=lr)
+        self.lr = float(lr)
+        self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
+        self.steps = torch.zeros((), dtype=torch.float32, device=flat.device)
+        self.fallback = None if hasattr(torch, "_fused_adam_") else self._fallback()
+
+    def _fallback(self):
+        return torch.optim.Adam([self.param], lr=self.lr, betas=self.BETAS, eps=self.EPS)
 
     def zero_grad(self) -> None:
         self.grad.zero_()  # in place: the parameters' .grad views must stay attached
 
     def step(self) -> None:
-        self.opt.step()
+        if self.fallback is not None:
+            self.fallback.step()
+            return
+        self.steps.add_(1)
+        try:
+            torch._fused_adam_([self.param.data], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps],
+                               amsgrad=False, lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0,
+                               eps=self.EPS, maximize=False, grad_scale=None, found_inf=None)
+        except NotImplementedError:  # no fused kernel for this device: same update, unfused
+            self.steps.sub_(1)
+            self.fallback = self._fallback()
+            self.fallback.step()
 
 
 def check_finite(losses: torch.Tensor, upto: int) -> None:
