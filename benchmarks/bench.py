@@ -8,8 +8,9 @@
 2. eval: a staged run with its in-loop evaluation (oracle PSNR, ES-WMV, SSIM
    every eval_every) against the same DIP steps without it; overhead in %.
 3. orchestration: 8 trials run back to back in this process (ideal = their sum
-   / 2) against our sweep, 2 at a time on the local cluster, without and with
-   W&B, and against plain Ray Tune (+ WandbLoggerCallback); ratio ideal/actual.
+   / 2; in chunks of 2 spread between the sweeps, against drift) against our
+   sweep, 2 at a time on the local cluster, without and with W&B, and against
+   plain Ray Tune (+ WandbLoggerCallback); ratio ideal/actual.
    Cluster start-up is measured apart.
 4. cache: a hybrid sweep of 2 training configs × 3 sampling configs with the
    artefact cache against the same with --no-cache; ratio.
@@ -71,7 +72,7 @@ def dip_step(profile: str, threads: int, steps: int) -> dict:
     n_ours, n_plain = (sum(p.numel() for p in m.parameters()) for m in (ours.net, plain))
     assert n_ours == n_plain, f"parameter counts differ: {n_ours} vs {n_plain}"
     target = torch.rand((1, 3, size, size), generator=torch.Generator().manual_seed(0))
-    ref = PlainStep(plain, ours.z.clone(), target, d.lr, d.reg_noise_std)
+    ref = PlainStep(plain, ours.z.clone(), target, d.lr, d.reg_noise_std, d.output_ema or 0.0)
     med = interleaved({"ours": lambda: ours.step(target), "plain": ref}, steps)
     return {"profile": profile, "size_px": size, "channels": d.channels, "scales": d.scales, "params": n_ours,
             "threads": threads, "steps": steps, "ours_ms": 1000 * med["ours"], "plain_ms": 1000 * med["plain"],
@@ -128,7 +129,8 @@ def orchestration_config(trial_s: float, ms_per_iter: float) -> dict:
     return {"staged": {"iters_per_stage": per_stage}, "es": {"window": 50, "patience": min(200, 5 * per_stage - 1)}}
 
 
-def serial(layer: dict, seeds: list[int]) -> dict:
+def serial(layer: dict, seeds: list[int]) -> list[float]:
+    """Seconds of each trial run back to back in this process, 1 thread (as each sweep trial gets)."""
     from dipddpm import trial
 
     torch.set_num_threads(1)
@@ -138,7 +140,7 @@ def serial(layer: dict, seeds: list[int]) -> dict:
         t = time.perf_counter()
         trial.run(cfg)
         times.append(time.perf_counter() - t)
-    return {"trial_s": times, "sum_s": sum(times)}
+    return times
 
 
 def our_sweep(layer: dict, seeds: list[int], runs: Path, name: str, wandb_mode: str) -> dict:
@@ -155,8 +157,17 @@ def our_sweep(layer: dict, seeds: list[int], runs: Path, name: str, wandb_mode: 
     t0 = time.time()
     run_sweep(spec, SweepOptions(profile="cpu", runs_dir=str(runs), live=False, project="dipddpm-bench"), console)
     end = time.time()
-    last = (runs / name / "cpu" / "results.jsonl").stat().st_mtime
-    return {"trials_s": last - t0, "report_s": end - last, "total_s": end - t0}
+    run_dir = runs / name / "cpu"
+    last = (run_dir / "results.jsonl").stat().st_mtime
+    # where the time went: each trial's own wall time, and when the first one began its work
+    walls, starts = [], []
+    for line in (run_dir / "results.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        wall = rec["metrics"]["wall_s"]
+        walls.append(wall)
+        starts.append((run_dir / "trials" / rec["trial_key"] / "result.json").stat().st_mtime - wall - t0)
+    return {"trials_s": last - t0, "report_s": end - last, "total_s": end - t0, "trial_wall_s": walls,
+            "first_trial_start_s": min(starts)}
 
 
 def plain_tune(layer: dict, seeds: list[int], runs: Path, with_wandb: bool) -> dict:
@@ -196,29 +207,41 @@ def plain_tune(layer: dict, seeds: list[int], runs: Path, with_wandb: bool) -> d
 
 
 def orchestration(trial_s: float, ms_per_iter: float) -> dict:
+    """The serial baseline runs in chunks of 2 trials, one before each sweep: this machine's speed
+    drifts by ±10% over minutes, and spreading the baseline over the run lets the drift hit both
+    sides alike. Every trial runs once serially; the ideal is their sum / the concurrency."""
     import ray
 
+    from dipddpm import trial
     from orchestrator.runner import SweepOptions, start_ray
 
     seeds, conc = list(range(8)), 2
     layer = orchestration_config(trial_s, ms_per_iter)
     out = {"trials": len(seeds), "concurrency": conc, "config": layer}
-    out["serial"] = serial(layer, seeds)
-    ideal = out["serial"]["sum_s"] / conc
-    out["ideal_s"] = ideal
+    torch.set_num_threads(1)
+    trial.run(resolve([("bench", orchestration_config(0.5, ms_per_iter) | {"seed": 99})], "cpu"))  # first-use imports
     t = time.time()
     os.environ["WANDB_MODE"] = "disabled"
     start_ray(SweepOptions())
     out["cluster_start_s"] = time.time() - t
+    sweeps = [("ours", lambda runs: our_sweep(layer, seeds, runs, "ours", "disabled")),
+              ("ours_wandb", lambda runs: our_sweep(layer, seeds, runs, "ours-wandb", "offline")),
+              ("plain_tune", lambda runs: plain_tune(layer, seeds, runs, False)),
+              ("plain_tune_wandb", lambda runs: plain_tune(layer, seeds, runs, True))]
+    chunks = [seeds[i::len(sweeps)] for i in range(len(sweeps))]
+    times: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        runs = Path(tmp)
-        for key, mode in (("ours", "disabled"), ("ours_wandb", "offline")):
-            r = our_sweep(layer, seeds, runs, key.replace("_", "-"), mode)
-            out[key] = r | {"efficiency": ideal / r["trials_s"], "efficiency_incl_report": ideal / r["total_s"]}
-        for key, wb in (("plain_tune", False), ("plain_tune_wandb", True)):
-            r = plain_tune(layer, seeds, runs, wb)
-            out[key] = r | {"efficiency": ideal / r["total_s"]}
+        for (key, sweep), chunk in zip(sweeps, chunks):
+            times |= dict(zip(chunk, serial(layer, chunk)))
+            out[key] = sweep(Path(tmp))
     ray.shutdown()
+    out["serial"] = {"trial_s": [times[s] for s in seeds], "sum_s": sum(times.values())}
+    ideal = out["ideal_s"] = out["serial"]["sum_s"] / conc
+    for key, _ in sweeps:
+        r = out[key]
+        r["efficiency"] = ideal / r.get("trials_s", r["total_s"])
+        if "trials_s" in r:
+            r["efficiency_incl_report"] = ideal / r["total_s"]
     out["target"] = ">= 0.95 without W&B, >= 0.92 with, above plain Ray Tune's"
     return out
 
@@ -285,7 +308,7 @@ def main(argv=None) -> int:
     for name in only:
         t = time.time()
         if name == "dip":
-            results["dip"] = [dip_step("cpu", 1, 80), dip_step("gpu", os.cpu_count() or 1, 3)]
+            results["dip"] = [dip_step("cpu", 1, 150), dip_step("gpu", os.cpu_count() or 1, 4)]
             ms_per_iter = results["dip"][0]["ours_ms"]
         elif name == "eval":
             results["eval"] = eval_overhead(500)

@@ -62,11 +62,14 @@ def plain_skip(in_ch: int = 32, out_ch: int = 3, scales: int = 5, ch: int = 128,
 
 
 class PlainStep:
-    """The reference training step: Adam with its defaults, z + noise, MSE, backward, step, loss.item()."""
+    """The reference training step: Adam with its defaults, z + noise, MSE, backward, step, the
+    output average (the reference's exp_weight, which our step keeps too), loss.item()."""
 
-    def __init__(self, net: nn.Module, z: torch.Tensor, target: torch.Tensor, lr: float, reg_noise_std: float):
+    def __init__(self, net: nn.Module, z: torch.Tensor, target: torch.Tensor, lr: float, reg_noise_std: float,
+                 exp_weight: float = 0.99):
         self.net, self.z, self.target, self.reg = net.train(), z, target, reg_noise_std
         self.opt = torch.optim.Adam(net.parameters(), lr=lr)
+        self.exp_weight, self.out_avg = exp_weight, None
 
     def __call__(self) -> float:
         self.opt.zero_grad()
@@ -74,4 +77,6 @@ class PlainStep:
         loss = torch.nn.functional.mse_loss(out, self.target)
         loss.backward()
         self.opt.step()
+        out = out.detach()
+        self.out_avg = out if self.out_avg is None else self.out_avg * self.exp_weight + out * (1 - self.exp_weight)
         return loss.item()

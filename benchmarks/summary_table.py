@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 
 
@@ -20,13 +21,17 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
     if "orchestration" in r:
         o = r["orchestration"]
         per = sum(o["serial"]["trial_s"]) / len(o["serial"]["trial_s"])
-        base = f"ideal {o['ideal_s']:.0f} s ({o['trials']} × {per:.0f} s / {o['concurrency']})"
+        base = (f"ideal {o['ideal_s']:.0f} s ({o['trials']} × {per:.1f} s / {o['concurrency']}; "
+                f"trial median {statistics.median(o['serial']['trial_s']):.1f} s)")
         out.append(("cluster start-up (apart)", f"{o['cluster_start_s']:.1f} s", "", ""))
         for key, label in (("ours", "our sweep, no W&B"), ("ours_wandb", "our sweep, W&B offline"),
                            ("plain_tune", "plain Ray Tune"), ("plain_tune_wandb", "plain Tune + WandbLoggerCallback")):
             if key in o:
                 t = o[key].get("trials_s", o[key].get("total_s"))
                 extra = f" (+{o[key]['report_s']:.0f} s report)" if "report_s" in o[key] else ""
+                if "trial_wall_s" in o[key]:
+                    extra += (f"; 1st trial began at {o[key]['first_trial_start_s']:.1f} s, "
+                              f"trial median {statistics.median(o[key]['trial_wall_s']):.1f} s")
                 out.append((f"orchestration: {label}", f"{t:.0f} s{extra}", base, f"{o[key]['efficiency']:.3f}"))
     if "cache" in r:
         c = r["cache"]
