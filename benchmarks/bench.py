@@ -1,6 +1,6 @@
 """`make bench`: where a sweep's time goes, each figure measured in one run beside its baseline.
 
-    python benchmarks/bench.py [--only dip,eval,orchestration,cache,gpu] [--trial-s 15] [--out PATH]
+    python benchmarks/bench.py [--only dip,eval,orchestration,cache,gpu] [--trial-s 8] [--out PATH]
 
 1. dip: our DIP training step (DipFitter) against the plain nn.Sequential
    version of the same network (benchmarks/plain_dip.py), same parameters and
@@ -123,10 +123,29 @@ def eval_overhead(iters: int) -> dict:
 
 # ---------------------------------------------------------------- 3. orchestration
 
-def orchestration_config(trial_s: float, ms_per_iter: float) -> dict:
-    """A real staged trial (cpu profile) whose DIP runs about `trial_s` seconds."""
-    per_stage = max(20, int(trial_s * 1000 / ms_per_iter / 5))
-    return {"staged": {"iters_per_stage": per_stage}, "es": {"window": 50, "patience": min(200, 5 * per_stage - 1)}}
+def orchestration_config(iters: int) -> dict:
+    """A real staged trial (cpu profile) of `iters` DIP iterations in its 5 stages."""
+    per_stage = max(12, iters // 5)
+    return {"staged": {"iters_per_stage": per_stage},
+            "es": {"window": min(50, 5 * per_stage - 10), "patience": min(200, 5 * per_stage - 1)}}
+
+
+def trial_iters(trial_s: float) -> dict:
+    """Iterations for a whole trial (DIP, evaluation, references, set-up) of about `trial_s` seconds
+    here and now: two short trials timed in this process give the per-iteration and fixed parts."""
+    from dipddpm import trial
+
+    def timed(iters: int) -> float:
+        t = time.perf_counter()
+        trial.run(resolve([("bench", orchestration_config(iters) | {"seed": 99})], "cpu"))
+        return time.perf_counter() - t
+
+    torch.set_num_threads(1)
+    timed(60)  # first-use imports, outside the timing
+    short, long_ = timed(60), timed(240)
+    per = max((long_ - short) / 180, 1e-3)
+    fixed = max(short - 60 * per, 0.0)
+    return {"iters": max(20, round((trial_s - fixed) / per)), "s_per_iter": per, "fixed_s": fixed}
 
 
 def serial(layer: dict, seeds: list[int]) -> list[float]:
@@ -206,20 +225,18 @@ def plain_tune(layer: dict, seeds: list[int], runs: Path, with_wandb: bool) -> d
     return {"total_s": total, "errors": sum(r.error is not None for r in grid)}
 
 
-def orchestration(trial_s: float, ms_per_iter: float) -> dict:
+def orchestration(trial_s: float) -> dict:
     """The serial baseline runs in chunks of 2 trials, one before each sweep: this machine's speed
     drifts by ±10% over minutes, and spreading the baseline over the run lets the drift hit both
     sides alike. Every trial runs once serially; the ideal is their sum / the concurrency."""
     import ray
 
-    from dipddpm import trial
     from orchestrator.runner import SweepOptions, start_ray
 
     seeds, conc = list(range(8)), 2
-    layer = orchestration_config(trial_s, ms_per_iter)
-    out = {"trials": len(seeds), "concurrency": conc, "config": layer}
-    torch.set_num_threads(1)
-    trial.run(resolve([("bench", orchestration_config(0.5, ms_per_iter) | {"seed": 99})], "cpu"))  # first-use imports
+    size = trial_iters(trial_s)
+    layer = orchestration_config(size["iters"])
+    out = {"trials": len(seeds), "concurrency": conc, "trial_s_asked": trial_s, "calibration": size, "config": layer}
     t = time.time()
     os.environ["WANDB_MODE"] = "disabled"
     start_ray(SweepOptions())
@@ -290,8 +307,8 @@ def gpu() -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
-    ap.add_argument("--trial-s", type=float, default=12.0,
-                    help="DIP seconds per orchestration trial (12 keeps make bench under 10 min; 30 is the design size)")
+    ap.add_argument("--trial-s", type=float, default=8.0,
+                    help="seconds per orchestration trial (8 keeps make bench under 10 min; 30 is the design size, ~14 min)")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     args = ap.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -304,16 +321,14 @@ def main(argv=None) -> int:
     results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                            "cuda": torch.cuda.is_available()}, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     t0 = time.time()
-    ms_per_iter = 40.0
     for name in only:
         t = time.time()
         if name == "dip":
             results["dip"] = [dip_step("cpu", 1, 150), dip_step("gpu", os.cpu_count() or 1, 4)]
-            ms_per_iter = results["dip"][0]["ours_ms"]
         elif name == "eval":
             results["eval"] = eval_overhead(500)
         elif name == "orchestration":
-            results["orchestration"] = orchestration(args.trial_s, ms_per_iter)
+            results["orchestration"] = orchestration(args.trial_s)
         elif name == "cache":
             results["cache"] = cache(20)
         else:
