@@ -86,7 +86,7 @@ class FlatAdam:
 
     The kernel (`torch._fused_adam_`, what `torch.optim.Adam(fused=True)` calls) is called
     directly: `torch.optim`'s Optimizer imports torch._dynamo on first use, ~2 s of every
-    fresh worker's first trial on 2 cores. Builds or devices without the kernel fall back to
+    fresh worker's first trial on 2 cores. Builds or devices without the kernel use
     `torch.optim.Adam` on the same flat buffer.
     """
 
@@ -107,10 +107,8 @@ class FlatAdam:
         self.lr = float(lr)
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
         self.steps = torch.zeros((), dtype=torch.float32, device=flat.device)
-        self.fallback = None if hasattr(torch, "_fused_adam_") else self._fallback()
-
-    def _fallback(self):
-        return torch.optim.Adam([self.param], lr=self.lr, betas=self.BETAS, eps=self.EPS)
+        fused = hasattr(torch, "_fused_adam_") and flat.device.type in ("cpu", "cuda")  # where the kernel exists
+        self.fallback = None if fused else torch.optim.Adam([self.param], lr=self.lr, betas=self.BETAS, eps=self.EPS)
 
     def zero_grad(self) -> None:
         self.grad.zero_()  # in place: the parameters' .grad views must stay attached
@@ -120,14 +118,9 @@ class FlatAdam:
             self.fallback.step()
             return
         self.steps.add_(1)
-        try:
-            torch._fused_adam_([self.param.data], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps],
-                               amsgrad=False, lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0,
-                               eps=self.EPS, maximize=False, grad_scale=None, found_inf=None)
-        except NotImplementedError:  # no fused kernel for this device: same update, unfused
-            self.steps.sub_(1)
-            self.fallback = self._fallback()
-            self.fallback.step()
+        torch._fused_adam_([self.param.data], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps],
+                           amsgrad=False, lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0,
+                           eps=self.EPS, maximize=False, grad_scale=None, found_inf=None)
 
 
 def check_finite(losses: torch.Tensor, upto: int) -> None:
