@@ -38,9 +38,26 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         out.append(_with_without(f"hybrid cache ({c['train_configs']} train × {c['sampling_configs']} sampling)",
                                  c["with_cache_s"], c["without_cache_s"], f"{c['ratio']:.2f}", c["target"]))
     if "gpu" in r:
-        g = r["gpu"]
-        out.append(("GPU: AMP, channels_last, trials per GPU", "measured" if g.get("measured") else "not measured",
-                    g.get("reason", ""), ""))
+        out += _gpu_rows(r["gpu"])
+    return out
+
+
+def _gpu_rows(g: dict) -> list[tuple[str, str, str, str]]:
+    where = g.get("device", "")
+    if "precision" not in g:
+        return [("GPU: AMP, channels_last, trials per GPU", "not measured", g.get("reason", ""), "")]
+    out = [(f"GPU ({where}): {'not measured, ' + g['reason'] if not g.get('measured') else 'measured'}", "", "", "")]
+    base = g["precision"][0]
+    for p in g["precision"][1:]:
+        label = p["precision"] + (" + channels_last" if p["channels_last"] else "")
+        out.append((f"  {label} vs fp32: DIP step / DDPM train step / UNet call",
+                    f"{p['dip_step_ms']:.1f} / {p['ddpm_train_step_ms']:.1f} / {p['unet_call_ms']:.1f} ms",
+                    f"{base['dip_step_ms']:.1f} / {base['ddpm_train_step_ms']:.1f} / {base['unet_call_ms']:.1f} ms",
+                    f"×{p['dip_step_speedup']:.2f} / ×{p['ddpm_train_step_speedup']:.2f} / ×{p['unet_call_speedup']:.2f}"))
+    for s in g.get("trials_per_gpu", []):
+        out.append((f"  {s['trials_per_gpu']} trial(s) per GPU ({s['trials']} staged trials)",
+                    f"{s['wall_s']:.0f} s, {s['trials_per_min']:.1f} trials/min", "1 per GPU",
+                    f"×{s['throughput_vs_1']:.2f} throughput"))
     return out
 
 

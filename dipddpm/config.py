@@ -114,6 +114,15 @@ class HybridConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    # Part of the trial's identity: bf16 changes the numbers, so fp32 and bf16 trials never share a key.
+    precision: Literal["fp32", "bf16"] = spec(
+        "fp32", doc="bf16: the networks' forward passes under bfloat16 autocast (GPU tensor cores; slow on CPUs "
+                    "without bf16 units); losses, optimizer state and averages stay fp32")
+    channels_last: bool = spec(False, doc="NHWC memory format for the networks and their inputs (tensor-core GPUs)")
+
+
+@dataclass(frozen=True)
 class TrialConfig:
     method: Literal["staged", "hybrid"] = spec("staged", doc="staged DIP or hybrid DIP→DDPM")
     seed: int = spec(0, (lambda v: v >= 0, "an integer >= 0"), "seeds every (image, purpose) generator")
@@ -126,6 +135,7 @@ class TrialConfig:
     staged: StagedConfig | None = section(StagedConfig, optional=True)
     ddpm: DdpmConfig | None = section(DdpmConfig, optional=True)
     hybrid: HybridConfig | None = section(HybridConfig, optional=True)
+    compute: ComputeConfig = section(ComputeConfig)
 
 
 # Either/or groups (DESIGN §5), as (section, members).

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from .compute import as_fp32, autocast, memory_format, prepare
 from .diffusion import Schedule, q_sample, to_signed
 from .rng import derive_seed, torch_generator
 
@@ -60,13 +61,14 @@ class _WeightEma:
 
 
 def train_ddpm(dd, data01: torch.Tensor, schedule: Schedule, seed: int, device: torch.device,
-               report=None) -> TrainedDdpm:
-    """Train on (N, 3, c, c) images in [0,1]; `report(step, metrics)` every 1/20 of the run."""
+               report=None, compute=None) -> TrainedDdpm:
+    """Train on (N, 3, c, c) images in [0,1]; `report(step, metrics)` every 1/20 of the run;
+    `compute`: bf16 autocast / channels_last for the UNet's passes (loss and AdamW stay fp32)."""
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
     with torch.random.fork_rng(devices=[]):  # UNet init draws from the global RNG: isolate it
         torch.manual_seed(derive_seed(seed, "ddpm", "ddpm_init"))
-        model = build_unet(dd, data01.shape[-1]).to(device).train()
+        model = prepare(build_unet(dd, data01.shape[-1]), device, compute).train()
     steps, epochs = planned_steps(dd)
     opt = torch.optim.AdamW(model.parameters(), lr=dd.lr)
     lr_sched = get_cosine_schedule_with_warmup(opt, round(dd.warmup_frac * steps), steps)
@@ -82,7 +84,9 @@ def train_ddpm(dd, data01: torch.Tensor, schedule: Schedule, seed: int, device: 
         eps = torch.randn(x0.shape, generator=gen)
         a = abar[t.to(device)].view(-1, 1, 1, 1)
         x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps.to(device)  # q(x_t | x0), Ho eq. 4
-        loss = F.mse_loss(model(x_t, t.to(device)).sample, eps.to(device))  # Ho Alg. 1, L_simple
+        with autocast(device, compute):
+            pred = model(x_t.contiguous(memory_format=memory_format(compute)), t.to(device)).sample
+        loss = F.mse_loss(as_fp32(pred, compute), eps.to(device))  # Ho Alg. 1, L_simple
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -20,6 +20,7 @@ import time
 import torch
 
 from .cache import ArtefactCache, cache_key
+from .compute import prepare
 from .degradation import NoiseLevel, Observation, noise_level, observe, schedule_of
 from .ddpm import build_unet, planned_steps, train_ddpm
 from .diffusion import Schedule, q_sample, to_signed
@@ -62,7 +63,7 @@ def noised_estimate(schedule: Schedule, x01: torch.Tensor, t0: int, eps: torch.T
 
 def fit_dip(target01: torch.Tensor, cfg, name: str, iters: int, stop: str, device, groups: int = 1) -> dict:
     """Plain DIP on (G·C, H, W) targets; returns the estimate and where it was taken."""
-    fitter = DipFitter(cfg.dip, name, cfg.seed, target01.shape[-1], device, groups)
+    fitter = DipFitter(cfg.dip, name, cfg.seed, target01.shape[-1], device, groups, cfg.compute)
     target = target01.unsqueeze(0).to(device)
     wmv = WmvDetector(cfg.es.window, cfg.es.patience, target, iters) if stop == "wmv" else None
     losses = torch.full((iters,), float("nan"), device=device)
@@ -81,7 +82,8 @@ def dip_fields(cfg) -> dict:
     hy = cfg.hybrid
     return {"dip": to_dict(cfg.dip), "degradation": to_dict(cfg.degradation), "diffusion": to_dict(cfg.diffusion),
             "size": cfg.data.size, "iters": hy.dip_iters, "stop": hy.dip_stop,
-            "es": to_dict(cfg.es) if hy.dip_stop == "wmv" else None, "eval_every": cfg.eval_every}
+            "es": to_dict(cfg.es) if hy.dip_stop == "wmv" else None, "eval_every": cfg.eval_every,
+            "compute": to_dict(cfg.compute)}
 
 
 # ---- the DDPM, trained once per training config ------------------------------------------------
@@ -90,7 +92,7 @@ def ddpm_fields(cfg) -> dict:
     """Exactly the fields that determine the trained model (sampling fields excluded)."""
     hy = cfg.hybrid
     fields = {"ddpm": to_dict(cfg.ddpm), "diffusion": to_dict(cfg.diffusion), "size": cfg.data.size,
-              "train_on": hy.train_on}
+              "train_on": hy.train_on, "compute": to_dict(cfg.compute)}
     if hy.train_on == "dip":
         fields |= {"dip": to_dict(cfg.dip), "degradation": to_dict(cfg.degradation),
                    "train_dip_iters": hy.train_dip_iters}
@@ -105,7 +107,7 @@ def _dip_training_set(cfg, crops: torch.Tensor, schedule: Schedule, device) -> t
         group = crops[start : start + TRAIN_DIP_GROUP]
         noisy = torch.cat([observe(f"crop{start + i}", x, schedule, level, cfg.seed).y01 for i, x in enumerate(group)])
         res = fit_dip(noisy, cfg, f"train-group{start}", cfg.hybrid.train_dip_iters, "fixed", device, len(group))
-        out[start : start + len(group)] = res["x"].view(len(group), *crops.shape[1:]).clamp(0, 1)
+        out[start : start + len(group)] = res["x"].reshape(len(group), *crops.shape[1:]).clamp(0, 1)
     return out
 
 
@@ -113,7 +115,7 @@ def _make_ddpm(cfg, schedule: Schedule, device, report) -> dict:
     crops, n_src = training_crops(cfg.ddpm, cfg.data.size, cfg.seed)
     if cfg.hybrid.train_on == "dip":
         crops = _dip_training_set(cfg, crops, schedule, device)
-    trained = train_ddpm(cfg.ddpm, crops, schedule, cfg.seed, device, report)
+    trained = train_ddpm(cfg.ddpm, crops, schedule, cfg.seed, device, report, cfg.compute)
     return {"state_dict": {k: v.detach().cpu() for k, v in trained.model.state_dict().items()},
             "train_steps": trained.train_steps, "epochs": trained.epochs, "loss_curve": trained.loss_curve,
             "params": trained.params, "num_source_images": n_src, "dataset_size": len(crops)}
@@ -122,7 +124,7 @@ def _make_ddpm(cfg, schedule: Schedule, device, report) -> dict:
 def _load_model(cfg, blob: dict, device):
     model = build_unet(cfg.ddpm, cfg.ddpm.crop)
     model.load_state_dict(blob["state_dict"])
-    return model.to(device).eval().requires_grad_(False)
+    return prepare(model, device, cfg.compute).eval().requires_grad_(False)
 
 
 # ---- one trial -----------------------------------------------------------------------------------
@@ -175,7 +177,7 @@ def restore_image(obs: Observation, cfg, model, schedule: Schedule, device, cach
         x0_hat, calls, cost, hit = _noise_floor(obs, cfg, model, schedule, device, cache, code)
     else:
         x0_hat, calls = reverse(model, x_start.unsqueeze(0).to(device), t_start, hy.sampler, hy.sample_steps,
-                                schedule, gen)
+                                schedule, gen, cfg.compute)
         x0_hat, cost, hit = x0_hat[0].cpu(), time.perf_counter() - t0, False
     est = ((x0_hat + 1) / 2).clamp(0, 1)  # back to [0,1], scored against this image's own x0
     ref_m, ref_img = reference_scores(obs)
@@ -193,7 +195,7 @@ def _noise_floor(obs, cfg, model, schedule, device, cache, code):
     def make():
         gen = torch_generator(cfg.seed, obs.name, "sampling")
         x_T = torch.randn((1, *obs.x0.shape), generator=gen).to(device)
-        x, calls = reverse(model, x_T, T - 1, "ddim", NOISE_FLOOR_DDIM_STEPS, schedule, gen)
+        x, calls = reverse(model, x_T, T - 1, "ddim", NOISE_FLOOR_DDIM_STEPS, schedule, gen, cfg.compute)
         return {"x": x[0].cpu(), "calls": calls}
 
     entry = cache.get_or_make("noise_floor", cache_key("noise_floor", fields, cfg.seed, code), make, fields)

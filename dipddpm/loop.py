@@ -10,6 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .compute import as_fp32, autocast, memory_format, prepare
 from .nets import build_dip_net, dip_input
 from .rng import torch_generator
 
@@ -29,17 +30,19 @@ class DipFitter:
     estimate: the output EMA (the DIP paper's exp_weight) if enabled, else the output.
     """
 
-    def __init__(self, dip_cfg, image: str, seed: int, size: int, device: torch.device, groups: int = 1):
+    def __init__(self, dip_cfg, image: str, seed: int, size: int, device: torch.device, groups: int = 1,
+                 compute=None):
         self.cfg = dip_cfg
+        self.compute = compute
         self.device = device
         self.groups = groups
         init_gen = torch_generator(seed, image, "dip_init")
         with torch.random.fork_rng(devices=[]):  # module init uses the global RNG: isolate it
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=init_gen)))
-            self.net = build_dip_net(dip_cfg, groups=groups).to(device)
+            self.net = prepare(build_dip_net(dip_cfg, groups=groups), device, compute)
         self.net.train()  # BatchNorm stays in train mode, as in DIP
         self.z = dip_input(dip_cfg.input_channels * groups, size, dip_cfg.input_scale,
-                           torch_generator(seed, image, "dip_input")).to(device)
+                           torch_generator(seed, image, "dip_input")).to(device, memory_format=memory_format(compute))
         self.reg_gen = torch_generator(seed, image, "dip_reg_noise")
         self.noise = torch.empty(self.z.shape)  # drawn in place each step, on the CPU generator
         self.opt = FlatAdam(self.net.parameters(), dip_cfg.lr)
@@ -54,7 +57,9 @@ class DipFitter:
     def step(self, target: torch.Tensor, iteration: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimizer step. target: (1, C, H, W). Returns (estimate, raw output, loss) on the device."""
         self.opt.zero_grad()
-        out = self.net(self._input())  # (1, C, H, W) in (0, 1)
+        with autocast(self.device, self.compute):
+            out = self.net(self._input())  # (1, C, H, W) in (0, 1)
+        out = as_fp32(out, self.compute)  # the loss, EMA and scores work in fp32, NCHW
         # Σ over fused networks of each one's MSE: every network gets its own plain-DIP gradient.
         loss = F.mse_loss(out, target)
         if self.groups > 1:
@@ -77,8 +82,8 @@ class DipFitter:
 class FlatAdam:
     """Adam over one flat buffer that holds every parameter, and one that holds every gradient.
 
-    The network's parameters become views into the buffer and their gradients views into
-    the gradient buffer (autograd accumulates into an existing .grad in place), so one
+    The network's parameters become views into the buffer (with their own strides, so a
+    channels_last weight stays channels_last) and their gradients views into the gradient buffer (autograd accumulates into an existing .grad in place), so one
     fused Adam kernel updates all ~100 tensors at once. Adam is elementwise: the update is
     the per-tensor update, without the Python loop over tensors each step. With the plain
     per-tensor Adam, the optimizer took ~8 of a ~40 ms DIP step on a 2-core CPU; flat and
@@ -94,14 +99,14 @@ class FlatAdam:
 
     def __init__(self, params, lr: float):
         params = [p for p in params if p.requires_grad]
-        flat = torch.cat([p.detach().reshape(-1) for p in params])  # (P,)
+        strides = [p.stride() for p in params]
+        flat = torch.cat([_in_memory_order(p) for p in params])  # (P,)
         self.grad = torch.zeros_like(flat)
         offset = 0
-        for p in params:
-            n = p.numel()
-            p.data = flat[offset:offset + n].view_as(p)
-            p.grad = self.grad[offset:offset + n].view_as(p)
-            offset += n
+        for p, stride in zip(params, strides):
+            p.data = flat.as_strided(p.shape, stride, offset)
+            p.grad = self.grad.as_strided(p.shape, stride, offset)
+            offset += p.numel()
         self.param = torch.nn.Parameter(flat)
         self.param.grad = self.grad
         self.lr = float(lr)
@@ -121,6 +126,12 @@ class FlatAdam:
         torch._fused_adam_([self.param.data], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps],
                            amsgrad=False, lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0,
                            eps=self.EPS, maximize=False, grad_scale=None, found_inf=None)
+
+
+def _in_memory_order(p: torch.Tensor) -> torch.Tensor:
+    """A dense tensor's elements as they lie in memory (NCHW or NHWC alike), flat: (numel,)."""
+    assert p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last), "a dense parameter"
+    return p.detach().as_strided((p.numel(),), (1,), p.storage_offset())
 
 
 def check_finite(losses: torch.Tensor, upto: int) -> None:

@@ -45,8 +45,8 @@ def cat_groups(a: torch.Tensor, b: torch.Tensor, groups: int) -> torch.Tensor:
     """Concatenate channels group by group: (B, G·ca, H, W), (B, G·cb, H, W) -> (B, G·(ca+cb), H, W)."""
     if groups == 1:
         return torch.cat([a, b], dim=1)
-    n, _, h, w = a.shape
-    return torch.cat([a.view(n, groups, -1, h, w), b.view(n, groups, -1, h, w)], dim=2).view(n, -1, h, w)
+    n, _, h, w = a.shape  # reshape: a channels_last input cannot be viewed this way
+    return torch.cat([a.reshape(n, groups, -1, h, w), b.reshape(n, groups, -1, h, w)], dim=2).reshape(n, -1, h, w)
 
 
 class SkipLevel(nn.Module):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from .compute import as_fp32, autocast, memory_format
 from .diffusion import Schedule
 
 
@@ -60,13 +61,15 @@ def ddim_step(schedule: Schedule, x_t: torch.Tensor, eps: torch.Tensor, t: int, 
 
 @torch.no_grad()
 def reverse(model, x_start: torch.Tensor, t_start: int, sampler: str, steps: int | None, schedule: Schedule,
-            gen: torch.Generator) -> tuple[torch.Tensor, int]:
-    """Run the reverse process from x_start = x_{t_start}; returns (x̂0 in [-1,1], UNet calls)."""
+            gen: torch.Generator, compute=None) -> tuple[torch.Tensor, int]:
+    """Run the reverse process from x_start = x_{t_start}; returns (x̂0 in [-1,1], UNet calls).
+    `compute`: bf16 / channels_last for the UNet calls; the update itself stays fp32."""
     ts = timesteps(sampler, t_start, steps)
     x = x_start
     for i, t in enumerate(ts):
         t_in = torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
-        eps = model(x, t_in).sample
+        with autocast(x.device, compute):
+            eps = as_fp32(model(x.contiguous(memory_format=memory_format(compute)), t_in).sample, compute)
         if sampler == "onestep":
             x = predict_start_from_noise(x, eps, schedule.abar(t))
         elif sampler == "ddim":

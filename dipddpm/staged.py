@@ -76,7 +76,7 @@ def fit_image(obs: Observation, cfg, device: torch.device, report: Reporter) -> 
     per_stage = st.iters_per_stage * (st.stages if st.variant == "baseline" else 1)
     total = per_stage * len(stages)
     x0 = obs.x0.unsqueeze(0).to(device)  # (1, C, H, W)
-    fitter = DipFitter(cfg.dip, obs.name, cfg.seed, x0.shape[-1], device)
+    fitter = DipFitter(cfg.dip, obs.name, cfg.seed, x0.shape[-1], device, compute=cfg.compute)
     peak, wmv = PeakTracker(x0, total), WmvDetector(es.window, es.patience, x0, total)
     losses = torch.full((total,), float("nan"), device=device)
     run = ImageRun(obs.name)
