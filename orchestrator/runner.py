@@ -189,7 +189,9 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) 
 
 def interleave_by_artefact(trials: list[Trial]) -> list[Trial]:
     """Order trials round-robin over the trained model they need, so the first trials to run
-    train different models at once instead of one training while the others wait on its lock."""
+    train different models at once instead of one training while the others wait on its lock;
+    within each model's trials, the longest work after training first (longest processing time
+    first: the trial that trains also does the longest sampling, and short ones fill the gaps)."""
     import itertools
 
     if not any(t.config.method == "hybrid" for t in trials):
@@ -201,8 +203,25 @@ def interleave_by_artefact(trials: list[Trial]) -> list[Trial]:
     for t in trials:
         key = cache_key("ddpm", ddpm_fields(t.config), t.seed, "") if t.config.method == "hybrid" else t.key
         groups.setdefault(key, []).append(t)
-    rounds = itertools.zip_longest(*groups.values())
+    rounds = itertools.zip_longest(*(sorted(g, key=after_training_cost, reverse=True) for g in groups.values()))
     return [t for batch in rounds for t in batch if t is not None]
+
+
+def after_training_cost(trial: Trial) -> float:
+    """A hybrid trial's work once its model exists, in UNet calls: the reverse process from its
+    start step (plus the start=dip fit, a DIP step counted as about a third of a UNet call)."""
+    from dipddpm.degradation import noise_level, schedule_of
+    from dipddpm.hybrid import NOISE_FLOOR_DDIM_STEPS, start_step
+    from dipddpm.sampling import timesteps
+
+    cfg = trial.config
+    if cfg.method != "hybrid":
+        return 0.0
+    hy, schedule = cfg.hybrid, schedule_of(cfg)
+    if hy.start == "noise":
+        return float(NOISE_FLOOR_DDIM_STEPS * len(cfg.data.images))
+    calls = len(timesteps(hy.sampler, start_step(cfg, schedule, noise_level(cfg, schedule)), hy.sample_steps))
+    return len(cfg.data.images) * (calls + (hy.dip_iters or 0) / 3)
 
 
 def _cluster_cpus() -> float:

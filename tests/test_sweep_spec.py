@@ -113,3 +113,21 @@ def test_hybrid_trials_are_ordered_so_early_trials_train_different_models():
     models = [json.dumps(ddpm_fields(t.config), sort_keys=True) for t in ordered]
     distinct = len(set(models))
     assert distinct >= 5 and len(set(models[:distinct])) == distinct
+
+
+def test_each_models_trials_run_longest_sampling_first():
+    from orchestrator.runner import after_training_cost, interleave_by_artefact
+
+    spec = parse_spec({"name": "lpt", "method": "hybrid", "base": {"hybrid": {"start": "observation"}},
+                       "grid": {"diffusion.beta_schedule": ["linear", "squaredcos_cap_v2"],
+                                "hybrid.sampler": ["onestep", "ddim", "ddpm"]}}, "test")
+    trials, _ = expand(spec, "cpu")
+    ordered = interleave_by_artefact(trials)
+    # one trial per model first (both train at once), each model's ddpm sampler (t_obs + 1 calls) before
+    # its ddim (10 calls) before its onestep (1 call)
+    assert [t.config.hybrid.sampler for t in ordered] == ["ddpm", "ddpm", "ddim", "ddim", "onestep", "onestep"]
+    assert [t.config.diffusion.beta_schedule for t in ordered[:2]] == ["linear", "squaredcos_cap_v2"]
+    from dipddpm.degradation import noise_level, schedule_of
+
+    cfg = ordered[0].config  # the ddpm sampler calls the UNet at every step from t_obs down to 0
+    assert after_training_cost(ordered[0]) == len(cfg.data.images) * (noise_level(cfg, schedule_of(cfg)).t_obs + 1)
