@@ -268,10 +268,15 @@ def orchestration(trial_s: float) -> dict:
 # ---------------------------------------------------------------- 4. hybrid cache
 
 def cache(train_steps: int) -> dict:
-    """2 training configs × 3 sampling configs as a sweep, with the cache (fresh) and with --no-cache."""
+    """2 training configs × 3 sampling configs as a sweep, with the cache (fresh) and with --no-cache.
+    The driver's first-use imports are paid before either is timed (the first sweep would carry
+    them alone); the trial phase (to the last record) and the closing report are measured apart."""
     import ray
     from rich.console import Console
 
+    import orchestrator.html_report  # noqa: F401  first-use imports, outside the timing
+    import orchestrator.plots  # noqa: F401
+    import ray.tune  # noqa: F401
     from orchestrator.runner import SweepOptions, run_sweep, start_ray
     from orchestrator.spec import parse_spec
 
@@ -282,15 +287,17 @@ def cache(train_steps: int) -> dict:
             "hybrid.sampler": ["onestep", "ddim", "ddpm"]}
     out = {"train_configs": 2, "sampling_configs": 3, "train_steps": train_steps}
     with tempfile.TemporaryDirectory() as tmp:
-        for key, use in (("with_cache_s", True), ("without_cache_s", False)):
-            spec = parse_spec({"name": f"cache-{use}", "method": "hybrid", "base": base, "grid": grid,
+        for key, use in (("with_cache", True), ("without_cache", False)):
+            spec = parse_spec({"name": key, "method": "hybrid", "base": base, "grid": grid,
                                "seeds": [0], "resources": {"cpu": 1, "gpu": 0}}, "bench")
             t = time.time()
             run_sweep(spec, SweepOptions(profile="cpu", runs_dir=f"{tmp}/runs", cache_dir=f"{tmp}/cache", use_cache=use,
                                          live=False), Console(file=open(os.devnull, "w")))
-            out[key] = time.time() - t
+            out[f"{key}_total_s"] = time.time() - t
+            out[f"{key}_s"] = (Path(tmp) / "runs" / key / "cpu" / "results.jsonl").stat().st_mtime - t
     ray.shutdown()
     out["ratio"] = out["with_cache_s"] / out["without_cache_s"]
+    out["ratio_incl_report"] = out["with_cache_total_s"] / out["without_cache_total_s"]
     out["target"] = "<= 0.5"
     return out
 
