@@ -166,20 +166,15 @@ def serial(layer: dict, seeds: list[int]) -> list[float]:
 
 def our_sweep(layer: dict, seeds: list[int], runs: Path, name: str, wandb_mode: str) -> dict:
     """Our sweep, 2 trials at a time; the trial phase (to the last record) and the closing report apart."""
-    from rich.console import Console
-
-    from orchestrator.runner import SweepOptions, run_sweep
+    from orchestrator.runner import SweepOptions
     from orchestrator.spec import parse_spec
+    from timed_sweep import timed_sweep
 
     os.environ["WANDB_MODE"] = wandb_mode
     spec = parse_spec({"name": name, "method": "staged", "base": layer, "grid": {"staged.variant": ["staged"]},
                        "seeds": seeds, "resources": {"cpu": 1, "gpu": 0}}, name)
-    console = Console(file=open(os.devnull, "w"))
-    t0 = time.time()
-    run_sweep(spec, SweepOptions(profile="cpu", runs_dir=str(runs), live=False, project="dipddpm-bench"), console)
-    end = time.time()
-    run_dir = runs / name / "cpu"
-    last = (run_dir / "results.jsonl").stat().st_mtime
+    r = timed_sweep(spec, SweepOptions(profile="cpu", runs_dir=str(runs), live=False, project="dipddpm-bench"))
+    run_dir, t0 = r.pop("run_dir"), r.pop("t0")
     # where the time went: each trial's own wall time, and when the first one began its work
     walls, starts = [], []
     for line in (run_dir / "results.jsonl").read_text().splitlines():
@@ -187,8 +182,7 @@ def our_sweep(layer: dict, seeds: list[int], runs: Path, name: str, wandb_mode: 
         wall = rec["metrics"]["wall_s"]
         walls.append(wall)
         starts.append((run_dir / "trials" / rec["trial_key"] / "result.json").stat().st_mtime - wall - t0)
-    return {"trials_s": last - t0, "report_s": end - last, "total_s": end - t0, "trial_wall_s": walls,
-            "first_trial_start_s": min(starts)}
+    return r | {"trial_wall_s": walls, "first_trial_start_s": min(starts)}
 
 
 def plain_tune(layer: dict, seeds: list[int], runs: Path, with_wandb: bool) -> dict:
@@ -272,13 +266,13 @@ def cache(train_steps: int) -> dict:
     The driver's first-use imports are paid before either is timed (the first sweep would carry
     them alone); the trial phase (to the last record) and the closing report are measured apart."""
     import ray
-    from rich.console import Console
 
     import orchestrator.html_report  # noqa: F401  first-use imports, outside the timing
     import orchestrator.plots  # noqa: F401
     import ray.tune  # noqa: F401
-    from orchestrator.runner import SweepOptions, run_sweep, start_ray
+    from orchestrator.runner import SweepOptions, start_ray
     from orchestrator.spec import parse_spec
+    from timed_sweep import timed_sweep
 
     os.environ["WANDB_MODE"] = "disabled"
     start_ray(SweepOptions())
@@ -290,11 +284,9 @@ def cache(train_steps: int) -> dict:
         for key, use in (("with_cache", True), ("without_cache", False)):
             spec = parse_spec({"name": key, "method": "hybrid", "base": base, "grid": grid,
                                "seeds": [0], "resources": {"cpu": 1, "gpu": 0}}, "bench")
-            t = time.time()
-            run_sweep(spec, SweepOptions(profile="cpu", runs_dir=f"{tmp}/runs", cache_dir=f"{tmp}/cache", use_cache=use,
-                                         live=False), Console(file=open(os.devnull, "w")))
-            out[f"{key}_total_s"] = time.time() - t
-            out[f"{key}_s"] = (Path(tmp) / "runs" / key / "cpu" / "results.jsonl").stat().st_mtime - t
+            r = timed_sweep(spec, SweepOptions(profile="cpu", runs_dir=f"{tmp}/runs", cache_dir=f"{tmp}/cache",
+                                               use_cache=use, live=False))
+            out[f"{key}_s"], out[f"{key}_total_s"] = r["trials_s"], r["total_s"]
     ray.shutdown()
     out["ratio"] = out["with_cache_s"] / out["without_cache_s"]
     out["ratio_incl_report"] = out["with_cache_total_s"] / out["without_cache_total_s"]

@@ -115,10 +115,9 @@ def precision_table(device: torch.device, smoke: bool) -> list[dict]:
 
 def trials_per_gpu(smoke: bool, runs: Path) -> list[dict]:
     """8 short staged trials as one sweep per sharing level; wall time of the trial phase."""
-    from rich.console import Console
-
-    from orchestrator.runner import SweepOptions, run_sweep
+    from orchestrator.runner import SweepOptions
     from orchestrator.spec import parse_spec
+    from timed_sweep import timed_sweep
 
     per_stage = 5 if smoke else 60
     base = {"staged": {"iters_per_stage": per_stage}, "es": {"window": per_stage, "patience": 3 * per_stage}}
@@ -128,9 +127,7 @@ def trials_per_gpu(smoke: bool, runs: Path) -> list[dict]:
         name = f"gpu-share-{per_gpu}"
         spec = parse_spec({"name": name, "method": "staged", "base": base, "grid": {"dip.lr": [0.01]},
                            "seeds": list(range(8)), "resources": {"cpu": 1, "gpu": 1 / per_gpu}}, "bench")
-        t = time.time()
-        run_sweep(spec, SweepOptions(profile="gpu", runs_dir=str(runs), live=False), Console(file=open(os.devnull, "w")))
-        wall = (runs / name / "gpu" / "results.jsonl").stat().st_mtime - t
+        wall = timed_sweep(spec, SweepOptions(profile="gpu", runs_dir=str(runs), live=False))["trials_s"]
         out.append({"trials_per_gpu": per_gpu, "gpu_fraction": 1 / per_gpu, "trials": 8, "wall_s": wall,
                     "trials_per_min": 8 * 60 / wall})
     for r in out:

@@ -1,6 +1,8 @@
 """compute.precision (bf16 autocast) and compute.channels_last, checked on the CPU: the same
 maths in another layout gives the same numbers; bf16 stays close to fp32; every path runs."""
 
+import math
+
 import pytest
 import torch
 
@@ -91,4 +93,4 @@ def test_a_bf16_channels_last_hybrid_trial_runs_end_to_end(tmp_path):
     for name, m in res.per_image.items():
         assert 5 < m["psnr"] < 40 and 5 < m["psnr_dip"] < 40, (name, m)
         assert res.images[name]["hybrid"].dtype == torch.float32
-    assert res.metrics["train_loss_last"] == res.metrics["train_loss_last"]  # finite, not NaN
+    assert math.isfinite(res.metrics["train_loss_last"]) and res.metrics["train_loss_last"] > 0
