@@ -65,7 +65,7 @@ def test_a_channels_last_dip_fit_follows_the_default_one(groups):
     # Adam turns rounding differences of near-zero gradients into lr-sized steps: agreement to
     # rounding-driven ~1e-3 after 8 steps, against ~1e-1 between two seeds.
     assert float((est_a - est_b).abs().max()) < 2e-3 < 0.02 < float((est_a - est_c).abs().max())
-    assert abs(float(loss_a) - float(loss_b)) < 1e-4
+    assert abs(float(loss_a) - float(loss_b)) < 1e-3 * float(loss_a)  # 0.1%: rounding, not another fit
 
 
 def test_a_bf16_dip_fit_stays_near_fp32_and_its_estimate_is_fp32():
