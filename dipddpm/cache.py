@@ -5,11 +5,18 @@ and the code version (a hash of the dipddpm source). Location: an explicit
 folder, else $DIPDDPM_CACHE, else the user cache directory. Safe under
 concurrent trials: a file lock per key, then write to a temp file and rename.
 Each entry keeps the seconds it cost to make, so a hit can be charged honestly.
+Entries are read with `torch.load(weights_only=True)`: tensors, numbers,
+strings, lists and dicts only, so a planted pickle that would run code is
+refused (and the entry rebuilt), never executed.
+
+On a Ray cluster the orchestrator puts a lease keeper on the driver's node in
+front of the same folder layout and blob format (`dumps` / `loads`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -57,7 +64,7 @@ class ArtefactCache:
 
     def get_or_make(self, kind: str, key: str, make: Callable[[], Any], meta: dict | None = None) -> Entry:
         if not self.enabled:
-            return self._make(make)
+            return make_entry(make)
         from filelock import FileLock
 
         path = self.path(kind, key)
@@ -65,26 +72,40 @@ class ArtefactCache:
         with FileLock(str(path) + ".lock"):
             if path.exists():
                 try:
-                    blob = torch.load(path, map_location="cpu", weights_only=False)
-                    return Entry(blob["value"], float(blob["cost_s"]), True)
-                except Exception as exc:  # noqa: BLE001 - a corrupt entry is rebuilt, never fatal
-                    log.warning("cache entry %s unreadable (%s); rebuilding", path, exc)
-            entry = self._make(make)
-            _atomic_save({"value": entry.value, "cost_s": entry.cost_s, "meta": meta or {}}, path)
+                    return loads(path.read_bytes())
+                except Exception as exc:  # noqa: BLE001 - a corrupt or unsafe entry is rebuilt, never fatal
+                    log.warning("cache entry %s refused (%s); rebuilding", path, str(exc).splitlines()[0])
+            entry = make_entry(make)
+            _atomic_write(path, dumps(entry, meta))
             return entry
 
-    @staticmethod
-    def _make(make: Callable[[], Any]) -> Entry:
-        t0 = time.perf_counter()
-        value = make()
-        return Entry(value, time.perf_counter() - t0, False)
+
+def make_entry(make: Callable[[], Any]) -> Entry:
+    """Make an artefact and time it: the cost every later hit is charged."""
+    t0 = time.perf_counter()
+    value = make()
+    return Entry(value, time.perf_counter() - t0, False)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
+def dumps(entry: Entry, meta: dict | None = None) -> bytes:
+    """An entry as the bytes stored on disk and shipped between nodes."""
+    buf = io.BytesIO()
+    torch.save({"value": entry.value, "cost_s": entry.cost_s, "meta": meta or {}}, buf)
+    return buf.getvalue()
+
+
+def loads(data: bytes) -> Entry:
+    """Bytes back to a (hit) entry; weights_only: anything but tensors and plain containers is refused."""
+    blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return Entry(blob["value"], float(blob["cost_s"]), True)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

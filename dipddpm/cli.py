@@ -62,9 +62,10 @@ def load_config_file(path: str) -> tuple[dict, str | None]:
     return data, None
 
 
-def resolve_cli(args) -> tuple[object, str]:
-    """The trial config and profile the arguments describe."""
+def resolve_cli(args) -> tuple[object, str, object]:
+    """The trial config, its profile and its images (read and checked here, once) the arguments describe."""
     from .config import resolve
+    from .images import images_for
 
     layers, file_profile = [], None
     if args.config:
@@ -78,32 +79,35 @@ def resolve_cli(args) -> tuple[object, str]:
         import torch
 
         profile = "gpu" if torch.cuda.is_available() else "cpu"
-    return resolve(layers, profile), profile
+    cfg = resolve(layers, profile)
+    return cfg, profile, images_for(cfg)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        cfg, profile = resolve_cli(args)
+        cfg, profile, images = resolve_cli(args)
         if args.dry_run:
-            return _dry_run(cfg, profile)
-        return _run(cfg, profile, args)
+            return _dry_run(cfg, profile, images)
+        return _run(cfg, profile, images, args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 
-def _dry_run(cfg, profile: str) -> int:
+def _dry_run(cfg, profile: str, images) -> int:
     import json
 
     from .config import config_dict, trial_key
 
-    print(json.dumps({"profile": profile, "trial_key": trial_key(cfg), "config": config_dict(cfg)}, indent=2))
+    print(json.dumps({"profile": profile, "trial_key": trial_key(cfg, images), "config": config_dict(cfg),
+                      "images": {part: [i.describe() for i in getattr(images, part)] for part in ("test", "pool")}},
+                     indent=2))
     return 0
 
 
-def _run(cfg, profile: str, args) -> int:
+def _run(cfg, profile: str, images, args) -> int:
     from rich.console import Console
 
     from . import trial
@@ -113,12 +117,13 @@ def _run(cfg, profile: str, args) -> int:
     from .record import build_record, write_outputs
 
     console = Console(stderr=True)
-    out = Path(args.out or f"out/{cfg.method}-{trial_key(cfg)}")
-    console.print(f"[bold]{cfg.method}[/] trial {trial_key(cfg)} · profile [bold]{profile}[/] · out {out}")
+    key = trial_key(cfg, images)
+    out = Path(args.out or f"out/{cfg.method}-{key}")
+    console.print(f"[bold]{cfg.method}[/] trial {key} · profile [bold]{profile}[/] · out {out}")
     with TrialProgress(console, disabled=args.quiet) as progress:
         cache = ArtefactCache(args.cache_dir, enabled=not args.no_cache)
-        result = trial.run(cfg, report=progress.report, device=args.device, cache=cache)
-    record = build_record(cfg, result, profile)
+        result = trial.run(cfg, report=progress.report, device=args.device, cache=cache, images=images)
+    record = build_record(cfg, result, profile, images)
     path = write_outputs(out, record, result)
     Console().print(summary_table(record))
     console.print(f"wrote {path}")

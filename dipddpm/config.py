@@ -302,7 +302,12 @@ def config_dict(cfg: TrialConfig) -> dict[str, Any]:
     return to_dict(cfg)
 
 
-def trial_key(cfg: TrialConfig) -> str:
-    """Hash of the canonical config (seed included): the identity of a trial."""
-    blob = json.dumps(to_dict(cfg), sort_keys=True, separators=(",", ":"))
+def trial_key(cfg: TrialConfig, images=None) -> str:
+    """The identity of a trial: a hash of the canonical config (seed included) and of the identities
+    of the images it was resolved to (an `ImageSet` or its `identity()`; derived from the config when it
+    names bundled images only), so a photo edited in place, or a folder that gained a file, is a new trial."""
+    from .images import bundled_set
+
+    identity = images if isinstance(images, dict) else (images or bundled_set(cfg)).identity()
+    blob = json.dumps({"config": to_dict(cfg), "images": identity}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

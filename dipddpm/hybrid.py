@@ -25,6 +25,7 @@ from .degradation import NoiseLevel, Observation, noise_level, observe, schedule
 from .ddpm import build_unet, planned_steps, train_ddpm
 from .diffusion import Schedule, q_sample, to_signed
 from .early_stopping import WmvDetector
+from .images import ImageData
 from .loop import DipFitter, check_finite
 from .record import code_version
 from .reporting import Reporter
@@ -33,7 +34,7 @@ from .sampling import reverse
 from .schema import to_dict
 from .scoring import reference_scores
 from .staged import ImageRun
-from .trainset import pool_names, training_crops
+from .trainset import training_crops
 from .metrics import psnr, ssim
 
 NOISE_FLOOR_DDIM_STEPS = 20
@@ -88,10 +89,12 @@ def dip_fields(cfg) -> dict:
 
 # ---- the DDPM, trained once per training config ------------------------------------------------
 
-def ddpm_fields(cfg) -> dict:
-    """Exactly the fields that determine the trained model (sampling fields excluded)."""
+def ddpm_fields(cfg, pool: tuple[ImageData, ...]) -> dict:
+    """Exactly the fields that determine the trained model (sampling fields excluded); the pool by
+    content (the identities of its images), not by the paths it was found at."""
     hy = cfg.hybrid
-    fields = {"ddpm": to_dict(cfg.ddpm), "diffusion": to_dict(cfg.diffusion), "size": cfg.data.size,
+    dd = to_dict(cfg.ddpm) | {"train_images": [img.id for img in pool]}
+    fields = {"ddpm": dd, "diffusion": to_dict(cfg.diffusion), "size": cfg.data.size,
               "train_on": hy.train_on, "compute": to_dict(cfg.compute)}
     if hy.train_on == "dip":
         fields |= {"dip": to_dict(cfg.dip), "degradation": to_dict(cfg.degradation),
@@ -111,8 +114,8 @@ def _dip_training_set(cfg, crops: torch.Tensor, schedule: Schedule, device) -> t
     return out
 
 
-def _make_ddpm(cfg, schedule: Schedule, device, report) -> dict:
-    crops, n_src = training_crops(cfg.ddpm, cfg.data.size, cfg.seed)
+def _make_ddpm(cfg, pool, schedule: Schedule, device, report) -> dict:
+    crops, n_src = training_crops(cfg.ddpm, cfg.data.size, cfg.seed, pool)
     if cfg.hybrid.train_on == "dip":
         crops = _dip_training_set(cfg, crops, schedule, device)
     trained = train_ddpm(cfg.ddpm, crops, schedule, cfg.seed, device, report, cfg.compute)
@@ -129,8 +132,10 @@ def _load_model(cfg, blob: dict, device):
 
 # ---- one trial -----------------------------------------------------------------------------------
 
-def run(obs_list: list[Observation], cfg, device, reporter: Reporter, cache: ArtefactCache) -> tuple[list, dict]:
-    """Restore every observation with the configured start mode. Returns (image runs, trial metrics)."""
+def run(obs_list: list[Observation], pool: tuple[ImageData, ...], cfg, device, reporter: Reporter,
+        cache: ArtefactCache) -> tuple[list, dict]:
+    """Restore every observation with the configured start mode, with a DDPM trained on `pool`.
+    Returns (image runs, trial metrics)."""
     schedule = schedule_of(cfg)
     code = code_version()
 
@@ -139,10 +144,11 @@ def run(obs_list: list[Observation], cfg, device, reporter: Reporter, cache: Art
     def train_report(step, m):
         reporter.step("ddpm-train", step, steps, {**m, "phase": "train"})
 
-    entry = cache.get_or_make("ddpm", cache_key("ddpm", ddpm_fields(cfg), cfg.seed, code),
-                              lambda: _make_ddpm(cfg, schedule, device, train_report), {"fields": ddpm_fields(cfg)})
+    fields = ddpm_fields(cfg, pool)
+    entry = cache.get_or_make("ddpm", cache_key("ddpm", fields, cfg.seed, code),
+                              lambda: _make_ddpm(cfg, pool, schedule, device, train_report), {"fields": fields})
     model = _load_model(cfg, entry.value, device)
-    runs = [restore_image(obs, cfg, model, schedule, device, cache, code) for obs in obs_list]
+    runs = [restore_image(obs, cfg, model, schedule, device, cache, code, fields) for obs in obs_list]
     blob = entry.value
     trial = {"train_s": entry.cost_s, "train_steps": blob["train_steps"], "epochs": blob["epochs"],
              "num_source_images": blob["num_source_images"], "dataset_size": blob["dataset_size"],
@@ -155,7 +161,7 @@ def run(obs_list: list[Observation], cfg, device, reporter: Reporter, cache: Art
     return runs, trial | {"train_loss_curve": blob["loss_curve"]}
 
 
-def restore_image(obs: Observation, cfg, model, schedule: Schedule, device, cache, code) -> ImageRun:
+def restore_image(obs: Observation, cfg, model, schedule: Schedule, device, cache, code, model_fields: dict) -> ImageRun:
     hy, run = cfg.hybrid, ImageRun(obs.name)
     gen = torch_generator(cfg.seed, obs.name, "sampling")
     t_start = start_step(cfg, schedule, obs.level)
@@ -174,7 +180,7 @@ def restore_image(obs: Observation, cfg, model, schedule: Schedule, device, cach
         x_start = obs.y
     t0 = time.perf_counter()
     if hy.start == "noise":
-        x0_hat, calls, cost, hit = _noise_floor(obs, cfg, model, schedule, device, cache, code)
+        x0_hat, calls, cost, hit = _noise_floor(obs, cfg, model, model_fields, schedule, device, cache, code)
     else:
         x0_hat, calls = reverse(model, x_start.unsqueeze(0).to(device), t_start, hy.sampler, hy.sample_steps,
                                 schedule, gen, cfg.compute)
@@ -187,10 +193,10 @@ def restore_image(obs: Observation, cfg, model, schedule: Schedule, device, cach
     return run
 
 
-def _noise_floor(obs, cfg, model, schedule, device, cache, code):
+def _noise_floor(obs, cfg, model, model_fields, schedule, device, cache, code):
     """Unconditional 20-step DDIM from pure noise at T−1, once per model, seed and image."""
     T = schedule.num_train_timesteps
-    fields = ddpm_fields(cfg) | {"image": obs.name, "shape": list(obs.x0.shape), "ddim_steps": NOISE_FLOOR_DDIM_STEPS}
+    fields = model_fields | {"image": obs.name, "shape": list(obs.x0.shape), "ddim_steps": NOISE_FLOOR_DDIM_STEPS}
 
     def make():
         gen = torch_generator(cfg.seed, obs.name, "sampling")
@@ -200,11 +206,3 @@ def _noise_floor(obs, cfg, model, schedule, device, cache, code):
 
     entry = cache.get_or_make("noise_floor", cache_key("noise_floor", fields, cfg.seed, code), make, fields)
     return entry.value["x"], entry.value["calls"], entry.cost_s, entry.hit
-
-
-def pool_overlap(cfg) -> list[str]:
-    """Names that are both test and training images (must be empty)."""
-    from .images import image_id, resolve_refs
-
-    test = {image_id(r) for r in resolve_refs(cfg.data.images, cfg.data.root, cfg.data.glob or "*")}
-    return sorted(test & set(pool_names(cfg.ddpm)))

@@ -51,15 +51,19 @@ def versions() -> dict:
     return out
 
 
-def build_record(cfg: TrialConfig, result, profile: str | None) -> dict:
+def build_record(cfg: TrialConfig, result, profile: str | None, images) -> dict:
+    """The trial's record; `images`: the ImageSet it ran on (identities and content hashes are kept)."""
+    described = {part: [img.describe() for img in getattr(images, part)] for part in ("test", "pool")
+                 if getattr(images, part)}
     return {
-        "trial_key": trial_key(cfg),
+        "trial_key": trial_key(cfg, images),
         "method": cfg.method,
         "seed": cfg.seed,
         "profile": profile,
         "status": result.status,
         "error": result.error,
         "config": config_dict(cfg),
+        "images": described,
         "metrics": _jsonable(result.metrics),
         "per_image": _jsonable(result.per_image),
         "device": result.device,
@@ -79,11 +83,16 @@ def _jsonable(obj):
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)
@@ -95,21 +104,36 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def save_png(path: Path, img: torch.Tensor) -> None:
-    """(C, H, W) float in [0,1] -> 8-bit PNG."""
+def png_bytes(img: torch.Tensor) -> bytes:
+    """(C, H, W) float in [0,1] -> an 8-bit PNG file's bytes."""
+    import io
+
     from PIL import Image
 
     arr = (img.detach().cpu().clamp(0, 1).numpy().transpose(1, 2, 0) * 255.0).round().astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def trial_files(record: dict, result) -> dict[str, bytes]:
+    """A trial's files by relative path: result.json, curves.json, images/<image>_<kind>.png.
+    Made in memory, so they can travel (PNGs, not arrays) to whichever machine writes them."""
+    files = {f"images/{name}_{kind}.png": png_bytes(img) for name, imgs in result.images.items()
+             for kind, img in imgs.items()}
+    files["curves.json"] = json.dumps(_jsonable(result.curves)).encode()
+    files["result.json"] = json.dumps(record, indent=2).encode()
+    return files
+
+
+def write_tree(out_dir: str | Path, files: dict[str, bytes]) -> None:
+    """Write relative path -> bytes under out_dir, each file atomically."""
+    out = Path(out_dir)
+    for rel, data in files.items():
+        atomic_write_bytes(out / rel, data)
 
 
 def write_outputs(out_dir: str | Path, record: dict, result) -> Path:
     """result.json, curves.json and images/<image>_<kind>.png under out_dir."""
-    out = Path(out_dir)
-    for name, imgs in result.images.items():
-        for kind, img in imgs.items():
-            save_png(out / "images" / f"{name}_{kind}.png", img)
-    atomic_write_text(out / "curves.json", json.dumps(_jsonable(result.curves)))
-    atomic_write_text(out / "result.json", json.dumps(record, indent=2))
-    return out / "result.json"
+    write_tree(out_dir, trial_files(record, result))
+    return Path(out_dir) / "result.json"

@@ -10,14 +10,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .images import image_id, load_pool_image, resolve_refs
+from .images import ImageData, pool_array
 from .rng import numpy_generator
 
 
-def training_crops(ddpm_cfg, size: int, seed: int) -> tuple[torch.Tensor, int]:
-    """(dataset_size, 3, crop, crop) float32 in [0,1], and the number of source images."""
-    refs = resolve_refs(ddpm_cfg.train_images, None, "*", path="ddpm.train_images")
-    pool = [load_pool_image(ref, size) for ref in refs]
+def training_crops(ddpm_cfg, size: int, seed: int, images: tuple[ImageData, ...]) -> tuple[torch.Tensor, int]:
+    """(dataset_size, 3, crop, crop) float32 in [0,1] from the pool `images`, and the number of source images."""
+    pool = [pool_array(img, size) for img in images]
     rng = numpy_generator(seed, "train_pool", "ddpm_data")
     c = ddpm_cfg.crop
     # Pick source images in proportion to their area, so large frames are not under-sampled.
@@ -29,8 +28,4 @@ def training_crops(ddpm_cfg, size: int, seed: int) -> tuple[torch.Tensor, int]:
         top, left = rng.integers(0, img.shape[0] - c + 1), rng.integers(0, img.shape[1] - c + 1)
         crop = np.rot90(img[top : top + c, left : left + c], k=int(rng.integers(0, 4)))
         crops[n] = crop[:, ::-1] if rng.random() < 0.5 else crop
-    return torch.from_numpy(crops.transpose(0, 3, 1, 2).copy()), len(refs)
-
-
-def pool_names(ddpm_cfg) -> list[str]:
-    return [image_id(r) for r in resolve_refs(ddpm_cfg.train_images, None, "*", path="ddpm.train_images")]
+    return torch.from_numpy(crops.transpose(0, 3, 1, 2).copy()), len(images)

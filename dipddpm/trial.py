@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .degradation import noise_level, observe, schedule_of
-from .images import image_id, load_image, resolve_refs
+from .images import ImageSet, images_for, test_tensor
 from .reporting import ReportFn, Reporter
 
 log = logging.getLogger(__name__)
@@ -37,33 +37,36 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def observations(cfg):
-    """The trial's test observations, in config order; the same seed gives the same y."""
+def observations(cfg, images: ImageSet | None = None):
+    """The trial's test observations, in config order; the same seed gives the same y.
+    `images`: the resolved images (resolved here from the config when None)."""
     schedule = schedule_of(cfg)
     level = noise_level(cfg, schedule)
-    for ref in resolve_refs(cfg.data.images, cfg.data.root, cfg.data.glob or "*"):
-        name = image_id(ref)
-        yield observe(name, load_image(ref, cfg.data.size), schedule, level, cfg.seed)
+    for img in (images or images_for(cfg)).test:
+        yield observe(img.id, test_tensor(img, cfg.data.size), schedule, level, cfg.seed)
 
 
-def run(cfg, report: ReportFn | None = None, device: str | None = None, cache=None) -> TrialResult:
-    """Run the configured method on every test image. `cache`: an ArtefactCache (hybrid only)."""
+def run(cfg, report: ReportFn | None = None, device: str | None = None, cache=None,
+        images: ImageSet | None = None) -> TrialResult:
+    """Run the configured method on every test image. `cache`: an ArtefactCache (hybrid only);
+    `images`: the trial's images as data (resolved here from the config when None)."""
     dev = pick_device(device)
-    obs_list = list(observations(cfg))
+    images = images or images_for(cfg)
+    obs_list = list(observations(cfg, images))
     reporter = Reporter(report, len(obs_list))
     if cfg.method == "hybrid":
-        return _run_hybrid(cfg, obs_list, dev, reporter, cache)
+        return _run_hybrid(cfg, obs_list, images, dev, reporter, cache)
     return _run_staged(cfg, obs_list, dev, reporter)
 
 
-def _run_hybrid(cfg, obs_list, dev, reporter, cache) -> TrialResult:
+def _run_hybrid(cfg, obs_list, images, dev, reporter, cache) -> TrialResult:
     from . import hybrid
     from .cache import ArtefactCache
     from .loop import Diverged
 
     t0 = time.perf_counter()
     try:
-        runs, extra = hybrid.run(obs_list, cfg, dev, reporter, cache or ArtefactCache())
+        runs, extra = hybrid.run(obs_list, images.pool, cfg, dev, reporter, cache or ArtefactCache())
     except Diverged as exc:
         return TrialResult("diverged", f"diverged: {exc}", {"wall_s": time.perf_counter() - t0}, {}, {}, {}, str(dev))
     curves = {r.name: r.curves for r in runs} | {"ddpm": {"train_loss": extra.pop("train_loss_curve")}}

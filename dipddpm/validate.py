@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .degradation import noise_level, schedule_of
 from .errors import ConfigError
-from .images import resolve_refs
 from .ladder import ladder_steps
 
 
@@ -12,7 +11,6 @@ def check_trial(cfg) -> None:
     """Raise ConfigError (one line, naming the key) for an impossible combination."""
     schedule = schedule_of(cfg)
     level = noise_level(cfg, schedule)
-    resolve_refs(cfg.data.images, cfg.data.root, cfg.data.glob or "*")
     if cfg.dip is not None and cfg.dip.net == "skip":
         _check_depth(cfg.dip.scales, cfg.data.size, "data.size")
         if cfg.hybrid is not None and cfg.hybrid.train_on == "dip":
@@ -31,7 +29,7 @@ def _check_depth(scales: int, px: int, key: str) -> None:
 
 
 def _check_hybrid(cfg, schedule, level) -> None:
-    from .hybrid import pool_overlap, start_step
+    from .hybrid import start_step
 
     dd, hy = cfg.ddpm, cfg.hybrid
     for i, c in enumerate(dd.channels):
@@ -54,9 +52,6 @@ def _check_hybrid(cfg, schedule, level) -> None:
     if dd.t_max is not None and t_start > dd.t_max:
         raise ConfigError(f"ddpm.t_max: expected >= the start step {t_start} of start={hy.start} "
                           f"(the model must be trained there), got {dd.t_max}")
-    overlap = pool_overlap(cfg)
-    if overlap:
-        raise ConfigError(f"ddpm.train_images: expected images disjoint from data.images, got {', '.join(overlap)} in both")
     if hy.dip_stop == "wmv" and cfg.es.patience >= hy.dip_iters:
         raise ConfigError(f"es.patience: expected fewer than hybrid.dip_iters={hy.dip_iters}, got {cfg.es.patience}")
 

@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from dipddpm.config import EITHER_OR, nested, resolve, trial_key
+from dipddpm.config import EITHER_OR, config_dict, nested, resolve, trial_key
 from dipddpm.errors import ConfigError
 
 
@@ -76,12 +76,36 @@ class Match:
     also_moved: tuple[str, ...]  # grid-cell keys of the anchor returned to the reference to find it
 
 
+def _image_fields(flat: dict) -> tuple[str, str]:
+    """The config fields that name a trial's test images and its training pool."""
+    return (json.dumps([flat.get("data.images"), flat.get("data.root"), flat.get("data.glob")], sort_keys=True),
+            json.dumps(flat.get("ddpm.train_images"), sort_keys=True))
+
+
 class Index:
     """Records of one run by trial key, with counterpart lookup."""
 
     def __init__(self, records: list[dict]):
         self.by_key = {r["trial_key"]: r for r in records}
         self.ref = reference_config(records)
+        # The image identities each image setting resolved to (a key hashes identities, not paths).
+        self.test_ids: dict[str, list] = {}
+        self.pool_ids: dict[str, list] = {}
+        for r in records:
+            test, pool = _image_fields(flatten(r["config"]))
+            images = r.get("images") or {}
+            if images.get("test"):
+                self.test_ids.setdefault(test, [i["id"] for i in images["test"]])
+            if images.get("pool"):
+                self.pool_ids.setdefault(pool, [i["id"] for i in images["pool"]])
+
+    def identity(self, cfg) -> dict | None:
+        """The image identities a resolved config's trial would have had in this run, if known."""
+        test, pool = _image_fields(flatten(config_dict(cfg)))
+        out = {"test": self.test_ids.get(test)}
+        if cfg.method == "hybrid":
+            out["pool"] = self.pool_ids.get(pool)
+        return None if None in out.values() else out
 
     def counterpart(self, record: dict, changes: dict) -> Match | None:
         """The record of `record`'s trial with `changes` applied; None when the sweep has no such trial."""
@@ -114,7 +138,8 @@ class Index:
                 continue
             flat[k] = v
         try:
-            key = trial_key(resolve([("counterpart", nested(flat))]))
+            cfg = resolve([("counterpart", nested(flat))])
+            key = trial_key(cfg, self.identity(cfg))
         except (ConfigError, ValueError, TypeError):
             return None
         found = self.by_key.get(key)

@@ -19,6 +19,7 @@ from typing import Any
 
 from dipddpm.config import TrialConfig, config_dict, nested, resolve, trial_key
 from dipddpm.errors import ConfigError
+from dipddpm.images import ImageSet, images_for
 from dipddpm.yamlio import load_file
 
 TOP_KEYS = ("name", "method", "metric", "base", "grid", "seeds", "resources", "profiles", "description")
@@ -62,6 +63,10 @@ class Trial:
     config: TrialConfig
     cell: dict  # the grid cell's axis values (dotted keys), for tables
     cell_key: str  # hash of the config without its seed: the seeds of one cell share it
+    images: ImageSet  # resolved on the driver: what the trial receives as data
+
+    def described_images(self) -> dict:
+        return {part: [img.describe() for img in getattr(self.images, part)] for part in ("test", "pool")}
 
     @property
     def seed(self) -> int:
@@ -213,8 +218,9 @@ def _cells(grid: list) -> list[dict]:
     return cells
 
 
-def expand(spec: SweepSpec, profile: str) -> tuple[list[Trial], int]:
-    """Distinct trials for one profile, and how many cells merged into others."""
+def expand(spec: SweepSpec, profile: str, base: Path | None = None) -> tuple[list[Trial], int]:
+    """Distinct trials for one profile, and how many cells merged into others. Image paths are
+    read here, relative to `base` (default: the working directory), once per file."""
     prof = spec.profiles.get(profile, ProfileSpec())
     seeds = prof.seeds or spec.seeds
     layers = [("method", {"method": spec.method}), (f"base ({spec.source})", _nested(spec.base, "base", spec)),
@@ -227,12 +233,13 @@ def expand(spec: SweepSpec, profile: str) -> tuple[list[Trial], int]:
             total += 1
             try:
                 cfg = resolve(layers + [("grid cell", cell_layer), ("seed", {"seed": seed})], profile)
+                images = images_for(cfg, base)
             except ConfigError as exc:
                 label = ", ".join(f"{k}={v}" for k, v in cell.items()) or "base"
                 raise ConfigError(f"{exc} ({spec.source}, grid cell {label})") from None
-            key = trial_key(cfg)
+            key = trial_key(cfg, images)
             if key not in trials:
-                trials[key] = Trial(key, cfg, cell, cell_key_of(cfg))
+                trials[key] = Trial(key, cfg, cell, cell_key_of(cfg, images), images)
     return list(trials.values()), total - len(trials)
 
 
@@ -243,9 +250,10 @@ def _nested(dotted: dict, path: str, spec: SweepSpec) -> dict:
         raise ConfigError(f"{path}.{exc} ({spec.source})") from None
 
 
-def cell_key_of(cfg: TrialConfig) -> str:
+def cell_key_of(cfg: TrialConfig, images: ImageSet | None = None) -> str:
     d = config_dict(cfg)
     d.pop("seed")
+    d["images"] = images.identity() if images is not None else None
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

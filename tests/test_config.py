@@ -39,7 +39,6 @@ def test_either_or_group_a_later_layer_replaces_the_other_member():
         ({"staged": {"timesteps": [80, 40]}, "es": {"patience": 100}}, r"^staged\.timesteps\[1\]: expected a step >= t_obs=56"),
         ({"staged": {"levels": [1.25, 2]}, "es": {"patience": 100}}, r"^staged\.levels\[1\]: expected a strictly descending"),
         ({"staged": {"levels": [1.001, 1.0]}, "es": {"patience": 100}}, r"^staged\.levels\[1\]: level 1\.0 maps to step 56, the same step as level 1\.001"),
-        ({"data": {"images": ["astronaut", "no_such_photo"]}}, r"^data\.images\[1\]: unknown image 'no_such_photo'"),
         ({"degradation": {"t_obs": 5000}}, r"^degradation\.t_obs: expected an integer in \[1, 999\]"),
         ({"es": {"patience": 5000}}, r"^es\.patience: expected fewer than the run's"),
         ({"staged": {"stage_switch": "wmv"}}, r"^es\.patience: expected fewer than staged\.iters_per_stage"),

@@ -13,9 +13,9 @@ from dipddpm.config import nested, resolve
 from dipddpm.ddpm import train_ddpm
 from dipddpm.diffusion import Schedule
 from dipddpm.errors import ConfigError
-from dipddpm.images import TEST_IMAGES
+from dipddpm.images import TEST_IMAGES, images_for
 from dipddpm.sampling import ddpm_step, reverse
-from dipddpm.trainset import pool_names, training_crops
+from dipddpm.trainset import training_crops
 from dipddpm.trial import observations
 
 TINY_HYBRID = {
@@ -33,6 +33,10 @@ def _cfg(**dotted):
     return resolve([("tiny", TINY_HYBRID), ("set", nested(dotted))], "cpu")
 
 
+def _fields(cfg) -> dict:
+    return hybrid.ddpm_fields(cfg, images_for(cfg).pool)
+
+
 class RecordingModel(torch.nn.Module):
     """Stands in for the UNet: records the steps it is called at; predicts ε = 0."""
 
@@ -47,7 +51,7 @@ class RecordingModel(torch.nn.Module):
 
 def test_training_loss_falls_on_a_tiny_set():
     cfg = _cfg(**{"ddpm.train_steps": 120, "ddpm.lr": 2e-3})
-    crops, n_src = training_crops(cfg.ddpm, cfg.data.size, cfg.seed)
+    crops, n_src = training_crops(cfg.ddpm, cfg.data.size, cfg.seed, images_for(cfg).pool)
     assert crops.shape == (32, 3, 16, 16) and 0 <= float(crops.min()) and float(crops.max()) <= 1
     assert n_src == len(cfg.ddpm.train_images)
     trained = train_ddpm(cfg.ddpm, crops, Schedule("linear", 1000), 0, torch.device("cpu"))
@@ -103,7 +107,8 @@ def test_each_start_mode_starts_where_it_should(start, tmp_path):
     sched = Schedule("linear", 1000)
     obs = next(observations(cfg))
     model = RecordingModel()
-    run = hybrid.restore_image(obs, cfg, model, sched, torch.device("cpu"), ArtefactCache(tmp_path), "test")
+    run = hybrid.restore_image(obs, cfg, model, sched, torch.device("cpu"), ArtefactCache(tmp_path), "test",
+                               _fields(cfg))
     want = {"observation": obs.level.t_obs, "noise": 999, "dip": hybrid.restart_step(sched, obs.level, 0.5)}[start]
     assert model.calls[0] == want == run.metrics["t_start"]
     assert run.metrics["reverse_steps"] == len(model.calls) == (20 if start == "noise" else 5)
@@ -117,7 +122,7 @@ def test_a_sample_is_scored_against_its_own_clean_image(tmp_path):
     sched = Schedule("linear", 1000)
     for obs in observations(cfg):
         run = hybrid.restore_image(obs, cfg, RecordingModel(), sched, torch.device("cpu"),
-                                   ArtefactCache(tmp_path), "test")
+                                   ArtefactCache(tmp_path), "test", _fields(cfg))
         assert run.metrics["psnr"] == pytest.approx(run.metrics["psnr_observation"], abs=1e-9)
         assert run.metrics["ssim"] == pytest.approx(run.metrics["ssim_observation"], abs=1e-9)
         assert 0 <= float(run.images["hybrid"].min()) and float(run.images["hybrid"].max()) <= 1
@@ -132,17 +137,17 @@ def test_a_start_step_above_t_max_is_a_config_error():
 
 
 def test_train_and_test_images_never_overlap():
-    assert not set(pool_names(_cfg().ddpm)) & set(TEST_IMAGES)
+    assert not {img.id for img in images_for(_cfg()).pool} & set(TEST_IMAGES)
     with pytest.raises(ConfigError, match=r"^ddpm\.train_images: expected images disjoint .* astronaut"):
-        _cfg(**{"ddpm.train_images": ["rocket", "astronaut"]})
+        images_for(_cfg(**{"ddpm.train_images": ["rocket", "astronaut"]}))
 
 
 def test_cache_key_ignores_sampling_fields_and_follows_every_training_field():
     base = _cfg()
-    key = cache_key("ddpm", hybrid.ddpm_fields(base), 0, "v")
+    key = cache_key("ddpm", _fields(base), 0, "v")
     for dotted, value in [("hybrid.start", "observation"), ("hybrid.t0_frac", 0.8), ("hybrid.sampler", "ddpm"),
                           ("hybrid.sample_steps", 4), ("hybrid.sampler", "onestep"), ("data.images", ["chelsea"])]:
-        assert cache_key("ddpm", hybrid.ddpm_fields(_cfg(**{dotted: value})), 0, "v") == key, dotted
+        assert cache_key("ddpm", _fields(_cfg(**{dotted: value})), 0, "v") == key, dotted
     changed = {"ddpm.channels": [8, 16], "ddpm.layers_per_block": 2, "ddpm.train_steps": 41, "ddpm.epochs": 2,
                "ddpm.dataset_size": 40, "ddpm.batch_size": 4, "ddpm.crop": 32, "ddpm.lr": 3e-3,
                "ddpm.warmup_frac": 0.1, "ddpm.ema": 0.99, "ddpm.t_max": 500, "ddpm.attention_levels": [1],
@@ -151,9 +156,9 @@ def test_cache_key_ignores_sampling_fields_and_follows_every_training_field():
     assert set(k.split(".")[1] for k in changed if k.startswith("ddpm.")) == {
         f.name for f in dataclasses.fields(base.ddpm)}
     for dotted, value in changed.items():
-        assert cache_key("ddpm", hybrid.ddpm_fields(_cfg(**{dotted: value})), 0, "v") != key, dotted
-    assert cache_key("ddpm", hybrid.ddpm_fields(base), 1, "v") != key
-    assert cache_key("ddpm", hybrid.ddpm_fields(base), 0, "w") != key
+        assert cache_key("ddpm", _fields(_cfg(**{dotted: value})), 0, "v") != key, dotted
+    assert cache_key("ddpm", _fields(base), 1, "v") != key
+    assert cache_key("ddpm", _fields(base), 0, "w") != key
 
 
 def _slow_make(root, log_path, out_q):

@@ -110,7 +110,7 @@ def test_hybrid_trials_are_ordered_so_early_trials_train_different_models():
     trials, _ = expand(parse_spec(_load("hybrid.yaml"), "hybrid.yaml"), "cpu")
     ordered = interleave_by_artefact(trials)
     assert sorted(t.key for t in ordered) == sorted(t.key for t in trials)
-    models = [json.dumps(ddpm_fields(t.config), sort_keys=True) for t in ordered]
+    models = [json.dumps(ddpm_fields(t.config, t.images.pool), sort_keys=True) for t in ordered]
     distinct = len(set(models))
     assert distinct >= 5 and len(set(models[:distinct])) == distinct
 
