@@ -14,8 +14,9 @@ from .store import ResultsStore
 class SweepProgress(Callback):
     """Counts trials, keeps the best headline value and appends records as trials finish."""
 
-    def __init__(self, store: ResultsStore, total: int, metric: str, mode: str, concurrency: int):
+    def __init__(self, store: ResultsStore, total: int, metric: str, mode: str, concurrency: int, sync=None):
         self.store, self.total, self.metric, self.mode = store, total, metric, mode
+        self.sync = sync  # uploads each trial's offline W&B run when the driver is online
         self.concurrency = max(1, concurrency)
         self.running: dict[str, float] = {}
         self.done = self.failed = 0
@@ -27,6 +28,7 @@ class SweepProgress(Callback):
     def __getstate__(self):
         state = dict(self.__dict__)
         state["live"] = None  # a rich Live holds locks and a terminal: not part of Tune's saved state
+        state["sync"] = None  # a thread
         return state
 
     def on_trial_start(self, iteration, trials, trial, **info):
@@ -38,6 +40,8 @@ class SweepProgress(Callback):
             return
         record = json.loads(result["record"])
         self.store.append(record)
+        if self.sync is not None and record.get("wandb_folder"):
+            self.sync.submit(self.store.dir / "wandb" / record["wandb_folder"])
         value = record["metrics"].get(self.metric)
         if isinstance(value, (int, float)) and record["status"] == "ok":
             better = self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0])

@@ -26,7 +26,7 @@ from dipddpm.record import atomic_write_text
 from .plots import figure_names
 from .render import flat_columns, flat_rows
 from .report import Report, build_report
-from .wandb_log import drop_offline_runs, wandb_mode
+from .wandb_log import drop_offline_runs, group_name, wandb_mode
 
 log = logging.getLogger(__name__)
 SPEC_FILE = "wandb_report_spec.json"
@@ -61,7 +61,8 @@ def log_summary_run(report: Report, project: str) -> str | None:
 
         drop_offline_runs(report.run_dir, rid)  # the tables are rebuilt whole each time
         service = os.environ.get("WANDB_SERVICE")
-        run = wandb.init(project=project, group=report.meta["sweep"], job_type="summary", id=rid,
+        run = wandb.init(project=project, group=group_name(report.meta["sweep"], report.meta["profile"]),
+                         job_type="summary", id=rid,
                          name=f"{report.meta['sweep']} summary ({report.meta['profile']})", dir=str(report.run_dir),
                          mode=mode, resume="allow", reinit="finish_previous", config={"meta": report.meta},
                          settings=wandb.Settings(console="off", x_disable_stats=True, silent=True))
@@ -106,8 +107,9 @@ def _findings(report: Report) -> str:
 
 def report_spec(report: Report, project: str, entity: str | None) -> dict:
     sweep, profile = report.meta["sweep"], report.meta["profile"]
+    group = group_name(sweep, profile)
     runset = {"project": project, "entity": entity or "", "name": f"{sweep} trials",
-              "filters": f"Metric('Group') == '{sweep}' and Metric('JobType') != 'summary'"}
+              "filters": f"Metric('Group') == '{group}' and Metric('JobType') != 'summary'"}
     summary = {"project": project, "entity": entity or "", "name": f"{sweep} summary",
                "filters": f"Metric('ID') == '{summary_run_id(sweep, profile)}'"}
     blocks: list[dict] = [{"type": "h1", "text": report.meta["title"]},
@@ -124,7 +126,7 @@ def report_spec(report: Report, project: str, entity: str | None) -> dict:
         blocks.append({"type": "panel_grid", "title": f"{s.method}: trials", "runset": runset,
                        "panels": _trial_panels(s)})
     return {"title": report.meta["title"], "description": f"Sweep {sweep} ({profile}) from dipddpm",
-            "project": project, "entity": entity, "group": sweep, "summary_run": summary_run_id(sweep, profile),
+            "project": project, "entity": entity, "group": group, "summary_run": summary_run_id(sweep, profile),
             "tables": [table_key(s.method, t.name) for s in report.sections for t in s.tables],
             "blocks": blocks}
 

@@ -2,8 +2,12 @@
 
 No address: `ray.init(address="local")` starts an embedded cluster (a bare
 ray.init() would silently join any cluster already running on the machine);
-`--address` / RAY_ADDRESS joins an existing one. WANDB_MODE and the cache
-location reach the workers through `runtime_env`.
+`--address` / RAY_ADDRESS joins an existing one, after checking that every
+node runs this package's code. Nothing travels as a path (DESIGN §11): the
+images go to the trials through the object store, their files come back
+through the hub on the driver's node (`hub.py`), which also keeps the
+artefact cache. Only WANDB_MODE reaches the workers through `runtime_env`;
+W&B credentials never leave the driver.
 """
 
 from __future__ import annotations
@@ -46,15 +50,20 @@ class SweepOptions:
     live: bool = True
 
 
-def worker_env(opts: SweepOptions) -> dict:
-    from .wandb_log import wandb_mode
+# Never passed to a worker, in runtime_env or in the environment an embedded cluster inherits.
+CREDENTIALS = ("WANDB_API_KEY",)
 
-    env = {"WANDB_MODE": wandb_mode(), "WANDB_SILENT": "true", "RAY_USAGE_STATS_ENABLED": "0",
-           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
-    for name in ("WANDB_API_KEY", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_BASE_URL"):
-        if os.environ.get(name):
-            env[name] = os.environ[name]
-    return env
+
+def worker_env() -> dict:
+    """The environment every Ray worker gets: W&B's mode for the trials (offline unless off), no credentials."""
+    from .wandb_log import wandb_mode, worker_mode
+
+    return {"WANDB_MODE": worker_mode(wandb_mode()), "WANDB_SILENT": "true", "RAY_USAGE_STATS_ENABLED": "0",
+            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+
+
+def ray_address(opts: SweepOptions) -> str:
+    return opts.address or os.environ.get("RAY_ADDRESS") or "local"
 
 
 def start_ray(opts: SweepOptions) -> bool:
@@ -63,18 +72,23 @@ def start_ray(opts: SweepOptions) -> bool:
 
     if ray.is_initialized():
         return False
+    from .wandb_log import wandb_mode
 
-    os.environ["WANDB_MODE"] = worker_env(opts)["WANDB_MODE"]  # the driver's environment too
+    os.environ["WANDB_MODE"] = wandb_mode()  # decided once: the driver's own runs follow it
     # A W&B service this process started earlier (a notebook's run) must not be inherited by the
     # workers: their runs would live in it, and outlive the workers if they are killed.
     os.environ.pop("WANDB_SERVICE", None)
-    address = opts.address or os.environ.get("RAY_ADDRESS") or "local"
+    address = ray_address(opts)
     if address == "local":  # an embedded, single-user cluster on this machine: no token to manage
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # Tune's import (~1.2 s on 2 cores) runs while ray.init waits on the cluster's processes.
     threading.Thread(target=_import_tune, name="import-ray-tune", daemon=True).start()
-    ray.init(address=address, runtime_env={"env_vars": worker_env(opts)}, include_dashboard=False,
-             log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
+    hidden = {k: os.environ.pop(k) for k in CREDENTIALS if k in os.environ}  # an embedded cluster inherits os.environ
+    try:
+        ray.init(address=address, runtime_env={"env_vars": worker_env()}, include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
+    finally:
+        os.environ.update(hidden)
     return True
 
 
@@ -102,6 +116,11 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
 
     owned = start_ray(opts)
     try:
+        if ray_address(opts) != "local":
+            from .cluster import check_nodes
+
+            nodes = check_nodes()
+            console.print(f"cluster: {len(nodes)} nodes, each running this package's code {nodes[0]['code']}")
         profile = choose_profile(opts.profile, spec)
         trials, merged = expand(spec, profile)
         run_dir = Path(opts.runs_dir).resolve() / spec.name / profile
@@ -143,29 +162,39 @@ def final_report(spec: SweepSpec, opts: SweepOptions, records: list[dict], run_d
         console.print("report: " + " · ".join(str(p) for p in written))
         rid = log_summary_run(report, opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm")
         if rid:
-            console.print(f"W&B summary run {rid} (group {spec.name}) holds the comparison tables")
+            console.print(f"W&B summary run {rid} (group {spec.name}/{report.meta['profile']}) holds the comparison tables")
     except Exception as exc:  # noqa: BLE001
         log.warning("building the report failed: %s; results are in %s, retry with "
                     "`python -m orchestrator report %s`", exc, run_dir / "results.jsonl", run_dir)
 
 
 def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) -> None:
+    import ray
     from ray import tune
     from rich.live import Live
 
+    from dipddpm.cache import default_root
+
+    from .cluster import code_fingerprint
+    from .hub import start_hub
     from .live import SweepProgress
+    from .trainable import run_trial
+    from .wandb_log import OnlineSync, wandb_mode
 
     res = resources_for(spec, profile)
-    ctx = {"sweep": spec.name, "profile": profile, "run_dir": str(run_dir), "cpus": res.cpu,
-           "cache_dir": str(Path(opts.cache_dir).resolve()) if opts.cache_dir else None, "use_cache": opts.use_cache,
-           "project": opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm"}
-    from .trainable import run_trial
-
-    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": res.cpu, "gpu": res.gpu})
+    project = opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm"
+    ctx = {"sweep": spec.name, "profile": profile, "cpus": res.cpu, "use_cache": opts.use_cache, "project": project,
+           "run_uid": store.run_uid(), "code": code_fingerprint()}
+    hub = start_hub(run_dir, str(Path(opts.cache_dir or default_root()).resolve()))
+    # Each file image once in the object store; a trial fetches only its own (bundled ones travel by name).
+    payloads = {img.sha256: ray.put(img.payload) for t in todo for img in t.images.all() if not img.bundled}
+    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx, payloads=payloads, hub=hub),
+                                    {"cpu": res.cpu, "gpu": res.gpu})
     space = {"trial": tune.grid_search([{"key": t.key, "config": config_dict(t.config), "cell": t.cell,
-                                         "cell_key": t.cell_key} for t in todo])}
+                                         "cell_key": t.cell_key, "images": t.described_images()} for t in todo])}
     concurrency = opts.max_concurrent or max(1, int(_cluster_cpus() // res.cpu))
-    progress = SweepProgress(store, len(todo), spec.metric, spec.mode, concurrency)
+    sync = OnlineSync(project) if wandb_mode() == "online" else None
+    progress = SweepProgress(store, len(todo), spec.metric, spec.mode, concurrency, sync)
 
     def name(trial) -> str:
         return trial.config["trial"]["key"]
@@ -185,6 +214,10 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) 
         progress.live = live
         grid = tuner.fit()
     _record_failures(grid, todo, store, spec, profile)
+    if sync is not None:
+        console.print(f"uploading {sync.pending.qsize()} W&B runs still queued…")
+        sync.close()
+    ray.kill(hub)
 
 
 def interleave_by_artefact(trials: list[Trial]) -> list[Trial]:
@@ -201,7 +234,8 @@ def interleave_by_artefact(trials: list[Trial]) -> list[Trial]:
 
     groups: dict[str, list[Trial]] = {}
     for t in trials:
-        key = cache_key("ddpm", ddpm_fields(t.config), t.seed, "") if t.config.method == "hybrid" else t.key
+        hybrid = t.config.method == "hybrid"
+        key = cache_key("ddpm", ddpm_fields(t.config, t.images.pool), t.seed, "") if hybrid else t.key
         groups.setdefault(key, []).append(t)
     rounds = itertools.zip_longest(*(sorted(g, key=after_training_cost, reverse=True) for g in groups.values()))
     return [t for batch in rounds for t in batch if t is not None]
@@ -245,5 +279,5 @@ def _record_failures(grid, todo: list[Trial], store: ResultsStore, spec: SweepSp
         msg = str(result.error).strip().splitlines()
         store.append({"trial_key": t.key, "sweep": spec.name, "method": t.config.method, "seed": t.seed,
                       "profile": profile, "status": "failed", "error": msg[-1] if msg else "error",
-                      "config": config_dict(t.config), "cell": t.cell, "cell_key": t.cell_key, "metrics": {},
-                      "per_image": {}, "versions": versions()})
+                      "config": config_dict(t.config), "images": t.described_images(), "cell": t.cell,
+                      "cell_key": t.cell_key, "metrics": {}, "per_image": {}, "versions": versions()})

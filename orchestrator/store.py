@@ -69,6 +69,21 @@ class ResultsStore:
     def trial_dir(self, key: str) -> Path:
         return self.dir / "trials" / key
 
+    def run_uid(self) -> str:
+        """This run folder's identity, made once: W&B run ids derive from it, so a --fresh rerun (a
+        new folder) never resumes the runs of the folder it moved aside."""
+        import uuid
+
+        from dipddpm.record import atomic_write_text
+
+        path = self.dir / "run.json"
+        try:
+            return json.loads(path.read_text())["uid"]
+        except (OSError, ValueError, KeyError, TypeError):
+            uid = uuid.uuid4().hex[:12]
+            atomic_write_text(path, json.dumps({"uid": uid, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+            return uid
+
 
 def fresh_dir(run_dir: str | Path) -> Path:
     """--fresh: move an existing run folder aside (never delete results) and start a new one."""

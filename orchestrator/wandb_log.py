@@ -1,15 +1,28 @@
-"""W&B logging from inside a trial (one run per trial, id derived from the trial key).
+"""W&B on a cluster: offline runs made beside each trial, shipped to the driver, synced from there.
 
-Logged from the worker rather than through WandbLoggerCallback: on 2 cores the
-callback costs several seconds per trial. Offline unless an API key is set.
-A W&B failure logs a warning and never touches the local record.
+A trial logs its own run (one per trial) into a temporary folder on whatever
+node it runs on, always offline: the node needs no W&B credentials and no
+network. When the trial ends, the run's files travel with its other files to
+the hub on the driver's node (`hub.py`) and land under the run folder's
+`wandb/`, where `wandb sync` and `publish` find them. When the driver has a
+key (online mode), `OnlineSync` uploads each run from the driver as it
+arrives: credentials stay where the operator put them, never in
+`runtime_env`, a config or a record. This is W&B's own pattern for machines
+without access (log offline, `wandb sync` where there is access), with the
+sync done on the driver's node, as Ray's WandbLoggerCallback logs there.
+
+A W&B failure is a warning in the trial's record and never touches local results.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-import shutil
+import queue
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -28,28 +41,47 @@ def wandb_mode() -> str:
     return "offline"
 
 
-def run_id(trial_key: str) -> str:
-    return f"t-{trial_key}"
+def worker_mode(driver_mode: str) -> str:
+    """What a trial's node logs in: offline unless W&B is off (uploading is the driver's job)."""
+    return "disabled" if driver_mode == "disabled" else "offline"
+
+
+def run_id(sweep: str, profile: str, run_uid: str, trial_key: str) -> str:
+    """Unique per (sweep, profile, run folder, trial): two sweeps that share a cell, or a --fresh
+    rerun (a new run folder), never resume each other's run; a resumed sweep continues its own."""
+    scope = hashlib.sha256(f"{sweep}\x1f{profile}\x1f{run_uid}".encode()).hexdigest()[:8]
+    return f"{trial_key}-{scope}"
+
+
+def group_name(sweep: str, profile: str) -> str:
+    return f"{sweep}/{profile}"
 
 
 class TrialLogger:
-    """Wraps one wandb run; every method is a no-op after a failure."""
+    """One offline wandb run in a local folder; every method is a no-op after a failure, which is
+    kept in `warnings` for the record."""
 
-    def __init__(self, trial_key: str, sweep: str, project: str, config: dict, wandb_dir: Path, tags: list[str]):
-        self.run = None
-        if wandb_mode() == "disabled":
+    def __init__(self, rid: str, group: str, project: str, config: dict, local_dir: Path, tags: list[str]):
+        self.run, self.rid, self.dir = None, rid, local_dir
+        self.warnings: list[str] = []
+        if os.environ.get("WANDB_MODE") == "disabled":
             return
         try:
             import wandb
 
-            wandb_dir.mkdir(parents=True, exist_ok=True)
-            drop_offline_runs(wandb_dir, run_id(trial_key))
-            self.run = wandb.init(project=project, group=sweep, id=run_id(trial_key), name=trial_key,
-                                  config=config, dir=str(wandb_dir.resolve()), mode=wandb_mode(),
-                                  resume="allow", tags=tags, reinit="finish_previous",
+            local_dir.mkdir(parents=True, exist_ok=True)
+            self.run = wandb.init(project=project, group=group, id=rid, name=rid.split("-")[0], config=config,
+                                  dir=str(local_dir.resolve()), mode="offline", resume="allow", tags=tags,
+                                  reinit="finish_previous",
                                   settings=wandb.Settings(console="off", x_disable_stats=True, silent=True))
         except Exception as exc:  # noqa: BLE001 - W&B must never break a trial
-            log.warning("W&B init failed for %s: %s (local results unaffected)", trial_key, exc)
+            self._fail("init", exc)
+
+    def _fail(self, what: str, exc: Exception) -> None:
+        msg = f"W&B {what} failed on {_host()}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        log.warning("%s (local results unaffected)", msg)
+        self.warnings.append(msg)
+        self.run = None
 
     def log(self, step: int, metrics: dict) -> None:
         if self.run is None:
@@ -58,8 +90,7 @@ class TrialLogger:
             self.run.log({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
                          step=step)
         except Exception as exc:  # noqa: BLE001
-            log.warning("W&B log failed: %s", exc)
-            self.run = None
+            self._fail("log", exc)
 
     def finish(self, record: dict, images: dict) -> None:
         if self.run is None:
@@ -67,13 +98,54 @@ class TrialLogger:
         try:
             import wandb
 
-            summary = {k: v for k, v in record["metrics"].items() if isinstance(v, (int, float, bool))}
-            self.run.summary.update(summary | {"status": record["status"]})
             self.run.log({f"images/{name}": wandb.Image(_to_uint8(img), caption=name)
                           for name, img in images.items()})
+            # after the last log: a logged key's summary is otherwise its last history value
+            summary = {k: v for k, v in record["metrics"].items() if isinstance(v, (int, float, bool))}
+            self.run.summary.update(summary | {"status": record["status"]})
             self.run.finish(exit_code=0 if record["status"] != "failed" else 1)
         except Exception as exc:  # noqa: BLE001
-            log.warning("W&B finish failed: %s (local results unaffected)", exc)
+            self._fail("finish", exc)
+
+    def files(self, timeout: float = 30.0) -> tuple[str | None, dict[str, bytes]]:
+        """(the offline run's folder name, its files by relative path): what travels to the driver.
+        W&B's service writes the run file on its own schedule: wait until it holds the run's end."""
+        folders = sorted((self.dir / "wandb").glob(f"offline-run-*-{self.rid}"))
+        if not folders:
+            return None, {}
+        folder = folders[-1]
+        if not _wait_complete(folder / f"run-{self.rid}.wandb", timeout):
+            self.warnings.append(f"W&B run file incomplete after {timeout:.0f} s on {_host()}")
+        files = {}
+        for path in folder.rglob("*"):
+            rel = path.relative_to(folder)
+            if path.is_file() and not path.is_symlink() and rel.parts[0] != "tmp":
+                files[str(rel)] = path.read_bytes()
+        return folder.name, files
+
+
+def _wait_complete(path: Path, timeout: float) -> bool:
+    """True once the offline run file holds its exit record."""
+    import time
+
+    from .wandb_file import summarize
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if summarize(path)["exit"] is not None:
+                return True
+        except Exception:  # noqa: BLE001 - half-written: look again
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def _to_uint8(img):
@@ -83,6 +155,53 @@ def _to_uint8(img):
 
 
 def drop_offline_runs(wandb_dir: Path, rid: str) -> None:
-    """A trial that restarts (killed driver, retry) replaces its earlier, unfinished offline run."""
+    """A run made again (the summary run of a rerun report) replaces its earlier offline run."""
+    import shutil
+
     for old in (wandb_dir / "wandb").glob(f"offline-run-*-{rid}"):
         shutil.rmtree(old, ignore_errors=True)
+
+
+class OnlineSync:
+    """Uploads offline runs from the driver, in the background, as their trials finish.
+
+    `wandb sync` runs in the driver's environment, the only place the credentials are. A
+    failure is logged; the offline files stay where they are for `publish` to sync again.
+    """
+
+    def __init__(self, project: str, command: list[str] | None = None):
+        self.command = command or [sys.executable, "-m", "wandb", "sync", "--project", project]
+        self.pending: queue.Queue = queue.Queue()
+        self.synced: list[str] = []
+        self.failed: list[str] = []
+        self.thread = threading.Thread(target=self._run, name="wandb-sync", daemon=True)
+        self.thread.start()
+
+    def submit(self, folder: Path) -> None:
+        self.pending.put(folder)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self.pending.get()]
+            while not self.pending.empty():
+                batch.append(self.pending.get_nowait())
+            stop = None in batch
+            folders = [str(f) for f in batch if f is not None]
+            if folders:
+                try:
+                    done = subprocess.run(self.command + folders, capture_output=True, text=True, timeout=900)
+                    ok = done.returncode == 0
+                    if not ok:
+                        log.warning("wandb sync failed (%s); `python -m orchestrator publish` syncs them later",
+                                    (done.stderr or done.stdout).strip().splitlines()[-1:] or done.returncode)
+                except (OSError, subprocess.SubprocessError) as exc:
+                    ok = False
+                    log.warning("wandb sync failed (%s); `python -m orchestrator publish` syncs them later", exc)
+                (self.synced if ok else self.failed).extend(folders)
+            if stop:
+                return
+
+    def close(self, timeout: float = 600.0) -> None:
+        """Wait for the runs submitted so far to be uploaded (at most `timeout` seconds)."""
+        self.pending.put(None)
+        self.thread.join(timeout)

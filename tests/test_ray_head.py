@@ -1,28 +1,17 @@
-"""A sweep through `--address` on a separately started Ray head (loopback only).
+"""A sweep through `--address` on a separately started Ray head (loopback only, no namespaces needed).
 
-The head is started without WANDB_MODE in its environment, so the offline W&B
-runs only complete if the driver passes it to the workers in runtime_env.
+The head is started without WANDB_MODE or any credentials in its environment, so
+the offline W&B runs only complete if the driver passes the mode to the workers
+in runtime_env. The head is stopped by its own process's session id (`ray stop`
+would stop every Ray on the machine).
 """
-
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from orchestrator.cli import main
-from sweep_helpers import check_wandb_matches_records, read_lines, write_sweep
+from sweep_helpers import Cluster, check_wandb_matches_records, read_lines, write_sweep
 
 pytestmark = pytest.mark.slow
-RAY = str(Path(sys.executable).parent / "ray")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -30,18 +19,13 @@ def ray_head(tmp_path, monkeypatch):
     import ray
 
     assert not ray.is_initialized()
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env |= {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    with open(tmp_path / "head.log", "w") as log:
-        subprocess.run([RAY, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-                        "--include-dashboard=false", "--disable-usage-stats"], env=env, check=True, timeout=180,
-                       stdout=log, stderr=log)
+    head = Cluster(tmp_path, private=[])
     try:
-        yield f"127.0.0.1:{port}"
+        head.start(head_cpus=2, workers=0)
+        yield head.address
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, timeout=120, capture_output=True)
+        head.stop()
 
 
 def test_sweep_on_an_existing_head_logs_complete_wandb_runs(ray_head, tmp_path, monkeypatch):

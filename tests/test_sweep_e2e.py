@@ -10,8 +10,8 @@ import time
 import pytest
 
 from orchestrator.cli import main
-from sweep_helpers import (check_report_and_summary_run, check_wandb_matches_records, read_lines, wandb_runs,
-                           write_sweep)
+from sweep_helpers import (check_report_and_summary_run, check_wandb_matches_records, kill_session, read_lines,
+                           wandb_runs, write_sweep)
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +73,7 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating(ray_session, tmp_
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        _kill_group(proc.pid)
+        kill_session(proc.pid)  # its embedded cluster and Ray workers too: they would race the resume
     before = len(read_lines(run_dir))
     assert 1 <= before < 6
     assert _sweep(path, runs) == 0
@@ -82,30 +82,6 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating(ray_session, tmp_
     assert all(r["status"] == "ok" for r in records)
     assert len(wandb_runs(run_dir)) == 6
     check_wandb_matches_records(run_dir, records)
-
-
-def _kill_group(pid: int) -> None:
-    """Kill the killed driver's whole session: its embedded cluster, and the Ray workers, which sit in
-    process groups of their own and would otherwise finish their trials (and W&B runs) during the resume."""
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        left = [int(p) for p in os.listdir("/proc") if p.isdigit() and _sid(int(p)) == pid]
-        if not left:
-            return
-        for p in left:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.2)
-    raise AssertionError(f"processes of the killed session {pid} survive: {left}")
-
-
-def _sid(pid: int) -> int | None:
-    try:
-        return os.getsid(pid)
-    except (ProcessLookupError, PermissionError):
-        return None
 
 
 def test_a_gpu_profile_on_a_cluster_without_gpus_is_one_line_and_exit_2(ray_session, tmp_path, capsys):
