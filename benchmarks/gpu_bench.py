@@ -151,7 +151,7 @@ def gpu(smoke: bool = False) -> dict:
     out["precision"] = precision_table(device, smoke)
     os.environ["WANDB_MODE"] = "disabled"
     if smoke:  # a logical GPU, so that Ray schedules fractional-GPU trials on this CPU machine
-        ray.init(address="local", num_gpus=1, runtime_env={"env_vars": worker_env(SweepOptions())},
+        ray.init(address="local", num_gpus=1, runtime_env={"env_vars": worker_env()},
                  include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     else:
         start_ray(SweepOptions())

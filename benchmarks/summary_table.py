@@ -20,9 +20,9 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
                                  e["with_eval_s"], e["without_s"], f"{e['overhead_pct']:+.1f}%", e["target"]))
     if "orchestration" in r:
         o = r["orchestration"]
-        per = sum(o["serial"]["trial_s"]) / len(o["serial"]["trial_s"])
-        base = (f"ideal {o['ideal_s']:.0f} s ({o['trials']} × {per:.1f} s / {o['concurrency']}; "
-                f"trial median {statistics.median(o['serial']['trial_s']):.1f} s)")
+        ref = o["reference"]
+        base = (f"bare pool {ref['wall_s']:.0f} s ({o['trials']} trials, {o['concurrency']} warm processes; "
+                f"trial median {statistics.median(ref['trial_s']):.1f} s)")
         out.append(("cluster start-up (apart)", f"{o['cluster_start_s']:.1f} s", "", ""))
         for key, label in (("ours", "our sweep, no W&B"), ("ours_wandb", "our sweep, W&B offline"),
                            ("plain_tune", "plain Ray Tune"), ("plain_tune_wandb", "plain Tune + WandbLoggerCallback")):
@@ -32,6 +32,8 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
                 if "trial_wall_s" in o[key]:
                     extra += (f"; 1st trial began at {o[key]['first_trial_start_s']:.1f} s, "
                               f"trial median {statistics.median(o[key]['trial_wall_s']):.1f} s")
+                if "bytes_shipped_per_trial" in o[key]:
+                    extra += f"; {o[key]['bytes_shipped_per_trial'] / 1024:.0f} KiB shipped per trial"
                 out.append((f"orchestration: {label}", f"{t:.0f} s{extra}", base, f"{o[key]['efficiency']:.3f}"))
     if "cache" in r:
         c = r["cache"]
