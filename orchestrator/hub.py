@@ -78,6 +78,21 @@ def install_tree(final: Path, files: dict[str, bytes]) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def _write_file(path: Path, data: bytes) -> None:
+    """Written aside, then renamed: a reader never sees half an entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 @dataclass
 class _Lease:
     token: str
@@ -88,11 +103,9 @@ class _Lease:
 class SweepHub:
     """Ray actor (async): the run folder's writer and the artefact cache's lease keeper."""
 
-    def __init__(self, run_dir: str, cache_root: str | None):
-        from dipddpm.cache import default_root
-
-        self.run_dir = Path(run_dir)
-        self.cache_root = Path(cache_root) if cache_root else default_root()
+    def __init__(self, run_dir: str, cache_root: str):
+        # Nothing heavy is imported here (no torch): the hub starts beside the first trials.
+        self.run_dir, self.cache_root = Path(run_dir), Path(cache_root)
         self.leases: dict[tuple[str, str], _Lease] = {}
         self.counts = {"trials_written": 0, "bytes_written": 0, "cache_served": 0, "cache_made": 0,
                        "cache_bytes_served": 0, "leases_expired": 0}
@@ -167,10 +180,8 @@ class SweepHub:
 
     async def put(self, kind: str, key: str, token: str, data: bytes) -> None:
         """The maker's bytes: persisted in the driver's cache folder, then every waiter is served."""
-        from dipddpm.cache import _atomic_write
-
         path = self._path(kind, key)
-        await asyncio.to_thread(_atomic_write, path, data)
+        await asyncio.to_thread(_write_file, path, data)
         self.counts["cache_made"] += 1
         lease = self.leases.get((kind, key))
         if lease is not None and lease.token == token:
@@ -195,7 +206,7 @@ class SweepHub:
         return dict(self.counts)
 
 
-def start_hub(run_dir: Path, cache_root: str | None):
+def start_hub(run_dir: Path, cache_root: str):
     """The hub actor, pinned to the node this driver runs on (no CPU of its own)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy

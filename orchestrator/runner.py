@@ -179,12 +179,12 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) 
     from .hub import start_hub
     from .live import SweepProgress
     from .trainable import run_trial
-    from .wandb_log import OnlineSync, wandb_mode
+    from .wandb_log import OnlineSync, wandb_mode, worker_mode
 
     res = resources_for(spec, profile)
     project = opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm"
     ctx = {"sweep": spec.name, "profile": profile, "cpus": res.cpu, "use_cache": opts.use_cache, "project": project,
-           "run_uid": store.run_uid(), "code": code_fingerprint()}
+           "run_uid": store.run_uid(), "code": code_fingerprint(), "wandb_mode": worker_mode(wandb_mode())}
     hub = start_hub(run_dir, str(Path(opts.cache_dir or default_root()).resolve()))
     # Each file image once in the object store; a trial fetches only its own (bundled ones travel by name).
     payloads = {img.sha256: ray.put(img.payload) for t in todo for img in t.images.all() if not img.bundled}

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -86,7 +87,7 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
     rid = run_id(ctx["sweep"], ctx["profile"], ctx["run_uid"], key)
     with tempfile.TemporaryDirectory(prefix=f"dipddpm-{key}-") as tmp:
         logger = TrialLogger(rid, group_name(ctx["sweep"], ctx["profile"]), ctx["project"], spec["config"],
-                             Path(tmp), [ctx["profile"], cfg.method])
+                             Path(tmp), [ctx["profile"], cfg.method], ctx["wandb_mode"])
 
         def report(step: int, metrics: dict) -> None:
             numeric = _numeric(metrics)
@@ -98,6 +99,7 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
         record = build_record(cfg, result, ctx["profile"], images) | {
             "sweep": ctx["sweep"], "cell": spec["cell"], "cell_key": spec["cell_key"], "wandb_run": rid,
             "wandb_mode_seen_by_worker": os.environ.get("WANDB_MODE"), "node": os.uname().nodename}
+        t_ship = time.perf_counter()
         first = next(iter(result.images.values()), {})
         logger.finish(record, {k: v for k, v in first.items() if k in ("clean", "observation", "es", "peak",
                                                                       "hybrid", "dip")})
@@ -108,7 +110,9 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
         record |= {"wandb_folder": folder, "warnings": logger.warnings,
                    "transfer": {"image_bytes_in": image_bytes, "cache_bytes_in": cache.bytes_in,
                                 "cache_bytes_out": cache.bytes_out, "file_bytes_out": shipped,
-                                "files_out": len(files) + len(wandb_files)}}
+                                "files_out": len(files) + len(wandb_files),
+                                # from the method's end to its files being ready to send (PNGs, W&B's close)
+                                "pack_s": time.perf_counter() - t_ship}}
         files["result.json"] = json.dumps(record, indent=2, default=str).encode()
         ray.get(hub.write_trial.remote(key, files, folder, wandb_files))
     return record

@@ -61,10 +61,11 @@ class TrialLogger:
     """One offline wandb run in a local folder; every method is a no-op after a failure, which is
     kept in `warnings` for the record."""
 
-    def __init__(self, rid: str, group: str, project: str, config: dict, local_dir: Path, tags: list[str]):
+    def __init__(self, rid: str, group: str, project: str, config: dict, local_dir: Path, tags: list[str],
+                 mode: str = "offline"):
         self.run, self.rid, self.dir = None, rid, local_dir
         self.warnings: list[str] = []
-        if os.environ.get("WANDB_MODE") == "disabled":
+        if mode == "disabled":
             return
         try:
             import wandb
