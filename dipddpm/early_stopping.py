@@ -43,14 +43,16 @@ class PeakTracker:
 class WmvDetector:
     """ES-WMV on a stream of estimates; freezes its ES point once it fires."""
 
-    def __init__(self, window: int, patience: int, like: torch.Tensor, total: int, start: int = 0):
+    def __init__(self, window: int, patience: int, like: torch.Tensor, total: int, start: int = 0,
+                 curve: torch.Tensor | None = None):
+        """`curve`: a (total,) tensor to write VAR_t into (detectors that take turns share one)."""
         self.window, self.patience, self.start = window, patience, start
         dev = like.device
         self.buffer = torch.zeros((window, *like.shape[1:]), device=dev)  # (W, C, H, W) ring
         self.sum = torch.zeros(like.shape[1:], device=dev, dtype=torch.float64)
         self.sumsq = torch.zeros((), device=dev, dtype=torch.float64)
         self.seen = 0
-        self.curve = torch.full((total,), float("nan"), device=dev)  # VAR_t, NaN before the window fills
+        self.curve = torch.full((total,), float("nan"), device=dev) if curve is None else curve  # VAR_t, NaN before W
         self.best_var = torch.tensor(float("inf"), device=dev, dtype=torch.float64)
         self.best_iter = torch.tensor(-1, device=dev)
         self.best_img = torch.zeros_like(like)

@@ -25,17 +25,17 @@ from .degradation import NoiseLevel, Observation, noise_level, observe, schedule
 from .ddpm import build_unet, planned_steps, train_ddpm
 from .diffusion import Schedule, q_sample, to_signed
 from .early_stopping import WmvDetector
-from .images import ImageData
+from .images import ImageData, distinct_crops
 from .loop import DipFitter, check_finite
 from .record import code_version
 from .reporting import Reporter
 from .rng import torch_generator
 from .sampling import reverse
 from .schema import to_dict
-from .scoring import reference_scores
+from .scoring import reference_scores, scores
 from .staged import ImageRun
 from .trainset import training_crops
-from .metrics import psnr, ssim
+from .metrics import estimate
 
 NOISE_FLOOR_DDIM_STEPS = 20
 TRAIN_DIP_GROUP = 16  # training crops fitted at once by one grouped DIP
@@ -93,7 +93,7 @@ def ddpm_fields(cfg, pool: tuple[ImageData, ...]) -> dict:
     """Exactly the fields that determine the trained model (sampling fields excluded); the pool by
     content (the identities of its images), not by the paths it was found at."""
     hy = cfg.hybrid
-    dd = to_dict(cfg.ddpm) | {"train_images": [img.id for img in pool]}
+    dd = to_dict(cfg.ddpm) | {"train_images": [img.id for img in pool], "pool": None}  # by content, not path
     fields = {"ddpm": dd, "diffusion": to_dict(cfg.diffusion), "size": cfg.data.size,
               "train_on": hy.train_on, "compute": to_dict(cfg.compute)}
     if hy.train_on == "dip":
@@ -114,14 +114,33 @@ def _dip_training_set(cfg, crops: torch.Tensor, schedule: Schedule, device) -> t
     return out
 
 
-def _make_ddpm(cfg, pool, schedule: Schedule, device, report) -> dict:
+def trainset_fields(cfg, pool: tuple[ImageData, ...]) -> dict:
+    """What determines the DIP reconstructions of the training crops (train_on=dip): the crops and the
+    DIP, not the DDPM's training length, so models of several run lengths share one set."""
+    dd = cfg.ddpm
+    return {"crops": {"crop": dd.crop, "dataset_size": dd.dataset_size, "train_images": [i.id for i in pool]},
+            "size": cfg.data.size, "dip": to_dict(cfg.dip), "degradation": to_dict(cfg.degradation),
+            "diffusion": to_dict(cfg.diffusion), "train_dip_iters": cfg.hybrid.train_dip_iters,
+            "compute": to_dict(cfg.compute), "eval_every": cfg.eval_every}
+
+
+def _make_ddpm(cfg, pool, schedule: Schedule, device, report, cache, code) -> dict:
+    """Train the model; its blob keeps the seconds of the fit and of its training data (attributed, so a
+    shared DIP training set is charged in full to every model trained on it)."""
     crops, n_src = training_crops(cfg.ddpm, cfg.data.size, cfg.seed, pool)
+    data_s = 0.0
     if cfg.hybrid.train_on == "dip":
-        crops = _dip_training_set(cfg, crops, schedule, device)
+        fields = trainset_fields(cfg, pool)
+        data = cache.get_or_make("dip_trainset", cache_key("dip_trainset", fields, cfg.seed, code),
+                                 lambda: {"x": _dip_training_set(cfg, crops, schedule, device)}, fields)
+        crops, data_s = data.value["x"], data.cost_s
+    t0 = time.perf_counter()
     trained = train_ddpm(cfg.ddpm, crops, schedule, cfg.seed, device, report, cfg.compute)
     return {"state_dict": {k: v.detach().cpu() for k, v in trained.model.state_dict().items()},
             "train_steps": trained.train_steps, "epochs": trained.epochs, "loss_curve": trained.loss_curve,
-            "params": trained.params, "num_source_images": n_src, "dataset_size": len(crops)}
+            "params": trained.params, "num_source_images": n_src, "dataset_size": len(crops),
+            "distinct_crops": distinct_crops(pool, cfg.data.size, cfg.ddpm.crop),
+            "fit_s": time.perf_counter() - t0, "data_s": data_s}
 
 
 def _load_model(cfg, blob: dict, device):
@@ -146,17 +165,22 @@ def run(obs_list: list[Observation], pool: tuple[ImageData, ...], cfg, device, r
 
     fields = ddpm_fields(cfg, pool)
     entry = cache.get_or_make("ddpm", cache_key("ddpm", fields, cfg.seed, code),
-                              lambda: _make_ddpm(cfg, pool, schedule, device, train_report), {"fields": fields})
+                              lambda: _make_ddpm(cfg, pool, schedule, device, train_report, cache, code),
+                              {"fields": fields})
     model = _load_model(cfg, entry.value, device)
     runs = [restore_image(obs, cfg, model, schedule, device, cache, code, fields) for obs in obs_list]
     blob = entry.value
-    trial = {"train_s": entry.cost_s, "train_steps": blob["train_steps"], "epochs": blob["epochs"],
-             "num_source_images": blob["num_source_images"], "dataset_size": blob["dataset_size"],
-             "ddpm_params": blob["params"], "train_loss_first": blob["loss_curve"][0],
-             "train_loss_last": blob["loss_curve"][-1], "cache_hit_ddpm": entry.hit,
-             "cache_hit_dip": all(r.metrics.get("cache_hit_dip", True) for r in runs)}
+    dip_hits = [r.metrics["cache_hit_dip"] for r in runs if "cache_hit_dip" in r.metrics]
+    trial = {"ddpm_fit_s": blob["fit_s"], "train_data_s": blob["data_s"], "train_steps": blob["train_steps"],
+             "epochs": blob["epochs"], "num_source_images": blob["num_source_images"],
+             "dataset_size": blob["dataset_size"], "distinct_crops": blob["distinct_crops"],
+             "ddpm_params": blob["params"],
+             "train_loss_first": blob["loss_curve"][0], "train_loss_last": blob["loss_curve"][-1],
+             "cache_hit_ddpm": entry.hit, "cache_hit_dip": all(dip_hits) if dip_hits else None}  # None: no DIP ran
+    trial["train_s"] = trial["ddpm_fit_s"] + trial["train_data_s"]
     trial["dip_s"] = sum(r.metrics.get("dip_s", 0.0) for r in runs)
     trial["sample_s"] = sum(r.metrics["sample_s"] for r in runs)
+    trial["ref_s"] = sum(r.metrics["ref_s"] for r in runs)  # the classical references: not the method's time
     trial["time_s"] = trial["train_s"] + trial["dip_s"] + trial["sample_s"]
     return runs, trial | {"train_loss_curve": blob["loss_curve"]}
 
@@ -170,10 +194,10 @@ def restore_image(obs: Observation, cfg, model, schedule: Schedule, device, cach
         fields = dip_fields(cfg) | {"image": obs.name}
         dip = cache.get_or_make("dip", cache_key("dip", fields, cfg.seed, code),
                                 lambda: fit_dip(obs.y01, cfg, obs.name, hy.dip_iters, hy.dip_stop, device), fields)
-        x_dip = dip.value["x"].clamp(0, 1)
-        run.metrics |= {"psnr_dip": psnr(x_dip, obs.x0), "ssim_dip": ssim(x_dip, obs.x0), "dip_s": dip.cost_s,
-                        "dip_iters_run": dip.value["iters"], "dip_es_fired": dip.value["es_fired"],
-                        "cache_hit_dip": dip.hit}
+        x_dip = estimate(dip.value["x"], "psnr_dip")
+        run.metrics |= scores("_dip", x_dip, obs.x0) | {
+            "dip_s": dip.cost_s, "dip_iters_run": dip.value["iters"], "dip_es_fired": dip.value["es_fired"],
+            "cache_hit_dip": dip.hit}
         images["dip"] = x_dip
         x_start = noised_estimate(schedule, x_dip, t_start, torch.randn(obs.x0.shape, generator=gen))
     elif hy.start == "observation":
@@ -185,10 +209,10 @@ def restore_image(obs: Observation, cfg, model, schedule: Schedule, device, cach
         x0_hat, calls = reverse(model, x_start.unsqueeze(0).to(device), t_start, hy.sampler, hy.sample_steps,
                                 schedule, gen, cfg.compute)
         x0_hat, cost, hit = x0_hat[0].cpu(), time.perf_counter() - t0, False
-    est = ((x0_hat + 1) / 2).clamp(0, 1)  # back to [0,1], scored against this image's own x0
+    est = estimate((x0_hat + 1) / 2, "psnr")  # back to [0,1] (checked), scored against this image's own x0
     ref_m, ref_img = reference_scores(obs)
-    run.metrics |= {"psnr": psnr(est, obs.x0), "ssim": ssim(est, obs.x0), "t_start": t_start,
-                    "reverse_steps": calls, "sample_s": cost, "cache_hit_sample": hit} | ref_m
+    run.metrics |= scores("", est, obs.x0) | {"t_start": t_start, "reverse_steps": calls, "sample_s": cost,
+                                               "cache_hit_sample": hit} | ref_m
     run.images = ref_img | images | {"hybrid": est}
     return run
 

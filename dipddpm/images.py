@@ -268,16 +268,35 @@ def _no_repeats(images: list[ImageData], where: str) -> None:
 
 
 def images_for(cfg, base: Path | None = None) -> ImageSet:
-    """Resolve a trial config's test images and (hybrid) training pool; the two must be disjoint."""
+    """Resolve a trial config's test images and (hybrid) training pool: the two must be disjoint, and the
+    pool must hold at least `ddpm.dataset_size` distinct crops."""
     test = resolve_images(cfg.data.images, cfg.data.root, cfg.data.glob, "data.images", base)
     if cfg.method != "hybrid":
         return ImageSet(test)
-    pool = resolve_images(cfg.ddpm.train_images, None, None, "ddpm.train_images", base)
+    dd = cfg.ddpm
+    key = "ddpm.pool" if dd.pool else "ddpm.train_images"
+    pool = resolve_images((dd.pool,) if dd.pool else dd.train_images, None, None, key, base)
     shared = [p for p in pool if p.sha256 in {t.sha256 for t in test}]
     if shared:
-        raise ConfigError(f"ddpm.train_images: expected images disjoint from data.images, got "
+        raise ConfigError(f"{key}: expected images disjoint from data.images, got "
                           f"{', '.join(p.id for p in shared)} in both")
+    distinct = distinct_crops(pool, cfg.data.size, dd.crop)
+    if dd.dataset_size > distinct:
+        raise ConfigError(f"ddpm.dataset_size: expected at most {distinct} (the distinct {dd.crop} px crops of the "
+                          f"{len(pool)} pool images at data.size {cfg.data.size}), got {dd.dataset_size}")
     return ImageSet(test, pool)
+
+
+def pool_shape(img: ImageData, size: int) -> tuple[int, int]:
+    """(H', W') of a pool image once resized the way test images are (shorter side -> size)."""
+    h, w = img.pixels().shape[:2]
+    factor = size / min(h, w)
+    return max(size, round(h * factor)), max(size, round(w * factor))
+
+
+def distinct_crops(pool: tuple[ImageData, ...], size: int, crop: int) -> int:
+    """How many different crop windows the pool offers (positions; flips and rotations not counted)."""
+    return sum(max(0, h - crop + 1) * max(0, w - crop + 1) for h, w in (pool_shape(img, size) for img in pool))
 
 
 def bundled_set(cfg) -> ImageSet:
@@ -289,7 +308,11 @@ def bundled_set(cfg) -> ImageSet:
         return tuple(bundled_image(r) for r in refs)
 
     test = named(cfg.data.images, "data.images")
-    return ImageSet(test, named(cfg.ddpm.train_images, "ddpm.train_images") if cfg.method == "hybrid" else ())
+    if cfg.method != "hybrid":
+        return ImageSet(test)
+    if cfg.ddpm.pool:
+        raise ConfigError(f"ddpm.pool: {cfg.ddpm.pool!r} is a folder; resolve it with images_for first")
+    return ImageSet(test, named(cfg.ddpm.train_images, "ddpm.train_images"))
 
 
 # ---- pixels for the methods -----------------------------------------------------------------
@@ -328,7 +351,5 @@ def pool_array(img: ImageData, size: int) -> np.ndarray:
     from skimage.transform import resize
 
     arr = img.pixels()
-    h, w = arr.shape[:2]
-    factor = size / min(h, w)
-    shape = (max(size, round(h * factor)), max(size, round(w * factor)))
-    return resize(arr, shape, anti_aliasing=factor < 1, order=3, mode="reflect").clip(0.0, 1.0)
+    shape = pool_shape(img, size)
+    return resize(arr, shape, anti_aliasing=shape[0] < arr.shape[0], order=3, mode="reflect").clip(0.0, 1.0)

@@ -2,7 +2,14 @@
 
 Both refuse inputs outside [0, data_range] (beyond 1e-6) and mismatched shapes:
 that is what turns a [-1,1]-vs-[0,1] mix-up, or a sample scored against the
-wrong image, into an error instead of a plausible-looking 7 dB.
+wrong image, into an error instead of a plausible-looking 7 dB. `estimate`
+is how a method's output gets there: it refuses an estimate with more than a
+small fraction of pixels outside [−0.05, 1.05] (a [-1,1] image, a missing
+sigmoid), and only then clips.
+
+SSIM is Wang et al.'s (2004) as DIP and DDPM papers report it: an 11×11
+Gaussian window with σ = 1.5 and no sample-covariance correction, averaged
+over channels (`SSIM_VARIANT`, named in every record).
 """
 
 from __future__ import annotations
@@ -45,10 +52,29 @@ def psnr(x, ref, data_range: float = 1.0) -> float:
     return float(peak_signal_noise_ratio(b, a, data_range=data_range))
 
 
+SSIM_ARGS = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False}
+SSIM_VARIANT = "Wang et al. 2004: Gaussian window sigma=1.5, no sample-covariance correction, mean over channels"
+OUTSIDE_TOL = 0.05  # how far past [0, 1] a pixel may stray before it counts as outside
+OUTSIDE_MAX = 0.01  # the fraction of such pixels an estimate may have (rounding, a sampler's tail)
+
+
 def ssim(x, ref, data_range: float = 1.0) -> float:
-    """Mean SSIM of `x` against `ref`, both (C, H, W) in [0, data_range]."""
+    """Mean SSIM of `x` against `ref`, both (C, H, W) in [0, data_range] (SSIM_VARIANT)."""
     a, b = _checked_pair(x, ref, data_range)
-    return float(structural_similarity(b, a, data_range=data_range, channel_axis=0))
+    return float(structural_similarity(b, a, data_range=data_range, channel_axis=0, **SSIM_ARGS))
+
+
+def estimate(x: torch.Tensor, name: str) -> torch.Tensor:
+    """A method's output ready to score: refused (ValueError) when more than OUTSIDE_MAX of its pixels lie
+    outside [−OUTSIDE_TOL, 1 + OUTSIDE_TOL], which no [0,1] estimate does; clipped to [0, 1] only after that."""
+    x = x.detach().cpu().float()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name}: the estimate holds NaN or inf")
+    outside = float(((x < -OUTSIDE_TOL) | (x > 1 + OUTSIDE_TOL)).float().mean())
+    if outside > OUTSIDE_MAX:
+        raise ValueError(f"{name}: {100 * outside:.1f}% of the estimate's pixels lie outside [0, 1] "
+                         f"(range [{float(x.min()):.3g}, {float(x.max()):.3g}]): a [-1,1] image not converted?")
+    return x.clamp(0, 1)
 
 
 def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:

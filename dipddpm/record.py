@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .config import TrialConfig, config_dict, trial_key
+from .metrics import SSIM_VARIANT
 
 PACKAGES = ("torch", "diffusers", "scikit-image", "numpy", "ray", "wandb")
 
@@ -64,6 +65,7 @@ def build_record(cfg: TrialConfig, result, profile: str | None, images) -> dict:
         "error": result.error,
         "config": config_dict(cfg),
         "images": described,
+        "ssim_variant": SSIM_VARIANT,
         "metrics": _jsonable(result.metrics),
         "per_image": _jsonable(result.per_image),
         "device": result.device,

@@ -77,30 +77,33 @@ def fit_image(obs: Observation, cfg, device: torch.device, report: Reporter) -> 
     total = per_stage * len(stages)
     x0 = obs.x0.unsqueeze(0).to(device)  # (1, C, H, W)
     fitter = DipFitter(cfg.dip, obs.name, cfg.seed, x0.shape[-1], device, compute=cfg.compute)
-    peak, wmv = PeakTracker(x0, total), WmvDetector(es.window, es.patience, x0, total)
+    peak, var_curve = PeakTracker(x0, total), torch.full((total,), float("nan"), device=device)
     losses = torch.full((total,), float("nan"), device=device)
     run = ImageRun(obs.name)
     ev = {"iter": [], "ssim": [], "psnr": [], "psnr_target": [], "loss": [], "wmv_var": []}
     boundaries, it, t0, est, last_good = [], 0, time.perf_counter(), None, None
+    final = len(stages) - 1
     try:
         for k, stage in enumerate(stages):
             boundaries.append(it)
             target = stage.target01.unsqueeze(0).to(device)
-            switch = WmvDetector(es.window, es.patience, x0, total) if st.stage_switch == "wmv" else None
+            # ES-WMV per stage, on that stage's outputs only (a window across two targets mixes them): the
+            # final stage's detector (target y) gives the headline ES point; an earlier one, with
+            # stage_switch=wmv, says when to move on. One detector for all would latch in stage 0.
+            wmv = WmvDetector(es.window, es.patience, x0, total, curve=var_curve)
+            switch = st.stage_switch == "wmv" and k < final
             for j in range(per_stage):
                 est, out, loss = fitter.step(target, it)
                 losses[it] = loss
                 peak.update(est, it)
                 wmv.update(out, it, est)
-                if switch is not None:
-                    switch.update(out, it, est)
                 it += 1
                 if it % cfg.eval_every == 0 or j == per_stage - 1:
                     check_finite(losses, it)
                     last_good = est.clone()
                     _evaluate(ev, it, est, target, x0, losses, peak, wmv, cfg.eval_every)
                     report.step(obs.name, it, total, {k_: v[-1] for k_, v in ev.items()} | {"stage": k})
-                    if switch is not None and k < len(stages) - 1 and switch.fired():
+                    if switch and wmv.fired():
                         break
     except Diverged as exc:
         run.diverged, run.error = True, f"diverged: {exc}"

@@ -122,6 +122,18 @@ def pooled(records: list[dict], name: str) -> Estimate | None:
     return mean_ci([v for r in records for v in samples(r, name)])
 
 
+def fired(records: list[dict]) -> str:
+    """How often ES-WMV fired over these trials' images, 'k/n' (beside every psnr_es: when it did not
+    fire, psnr_es is the last iteration's PSNR)."""
+    flags = [bool(v) for r in records for v in samples(r, "es_fired") if v is not None]
+    return f"{sum(flags)}/{len(flags)}" if flags else "—"
+
+
+def fired_pair(metric: str, pairs: list) -> str:
+    """'k/n vs k/n': how often ES-WMV fired in each arm of paired trials, for psnr_es rows ('' otherwise)."""
+    return f"{fired([p[0] for p in pairs])} vs {fired([p[1] for p in pairs])}" if metric == "psnr_es" else ""
+
+
 def ok(records: list[dict]) -> list[dict]:
     return [r for r in records if r.get("status") == "ok"]
 
@@ -167,12 +179,17 @@ def cells_of(records: list[dict], headline: str, mode: str = "max") -> list[Cell
 
 def cells_table(cells: list[Cell], method: str, headline: str) -> Tab:
     quality = [headline] + [m for m in QUALITY[method] if m != headline]
+    es = "psnr_es" in quality
     cols = ["#", "grid cell", "trials", "images"] + [metric_title(m) for m in quality] + ["time_s"]
+    if es:
+        cols.insert(5 + quality.index("psnr_es"), "ES fired")
     tab = Tab("cells", f"Grid cells: mean ± 95% CI over seeds × images (ranked by {headline})", cols)
     for c in cells:
         images = sum(len(r.get("per_image") or {}) or 1 for r in c.ok)
-        row = [c.number, c.label, status_text(c.records), images]
-        tab.rows.append(row + [pooled(c.ok, m) for m in quality] + [pooled(c.ok, "time_s")])
+        values = [pooled(c.ok, m) for m in quality]
+        if es:
+            values.insert(quality.index("psnr_es") + 1, fired(c.ok))
+        tab.rows.append([c.number, c.label, status_text(c.records), images] + values + [pooled(c.ok, "time_s")])
     tab.note = ("time_s is the trial's attributed cost: a cached DDPM or DIP estimate is charged what it took to make. "
                 "No ± means one sample (one seed, one image).")
     return tab
@@ -189,7 +206,8 @@ def task_label(r: dict) -> str:
 
 def best_table(cells: list[Cell], headline: str, mode: str) -> Tab:
     extra = [m for m in ("psnr", "ssim") if m != headline]
-    cols = ["task", "rank", "#", "grid cell", "n", headline, *extra, "time_s"]
+    es = ["ES fired"] if headline == "psnr_es" else []
+    cols = ["task", "rank", "#", "grid cell", "n", headline, *es, *extra, "time_s"]
     tab = Tab("best", f"Best configurations on {headline}, per task (needs no ground truth; {ORACLE} cells "
                       "excluded)", cols)
     tasks: dict[str, list[Cell]] = {}
@@ -200,8 +218,8 @@ def best_table(cells: list[Cell], headline: str, mode: str) -> Tab:
     for task, eligible in sorted(tasks.items(), key=lambda kv: -len(kv[1])):
         for rank, c in enumerate(eligible[:3], 1):
             est = pooled(c.ok, headline)
-            tab.rows.append([task, rank, c.number, c.label, est.n, est, *(pooled(c.ok, m) for m in extra),
-                             pooled(c.ok, "time_s")])
+            tab.rows.append([task, rank, c.number, c.label, est.n, est, *([fired(c.ok)] if es else []),
+                             *(pooled(c.ok, m) for m in extra), pooled(c.ok, "time_s")])
         if len(eligible) >= 2:
             notes.append(_runner_up_note(eligible[0], eligible[1], headline))
     tab.note = " ".join(notes)
@@ -245,6 +263,7 @@ def paired_values(ra: dict, rb: dict, ma: str, mb: str) -> tuple[list, list]:
 
 
 def _paired_rows(pairs: list, label: str, also: str, metrics, arm_a: Arm, arm_b: Arm, oracle: bool) -> list[list]:
+    es = "psnr_es" in metrics
     rows = []
     for m in metrics:
         xs, ys = [], []
@@ -257,7 +276,7 @@ def _paired_rows(pairs: list, label: str, also: str, metrics, arm_a: Arm, arm_b:
             continue
         tag = f" [{ORACLE}]" if oracle or is_oracle_metric(m) else ""
         rows.append([label + tag, also or "—", metric_title(m), len(pairs), res.diff.n, res.mean_a, res.mean_b,
-                     res.diff, res.p, f"{res.wins}/{res.diff.n}"])
+                     res.diff, res.p, f"{res.wins}/{res.diff.n}"] + ([fired_pair(m, pairs)] if es else []))
     return rows
 
 
@@ -273,8 +292,8 @@ PAIRED_COLS = ["comparison", "also differs", "metric", "trial pairs", "n", "mean
 
 
 def comparisons_table(records: list[dict], index: Index, method: str) -> Tab:
-    tab = Tab("comparisons", "Each variant against its baseline, paired by seed, image and the other axes",
-              list(PAIRED_COLS))
+    cols = PAIRED_COLS + (["ES fired (A vs B)"] if "psnr_es" in COMPARED[method] else [])
+    tab = Tab("comparisons", "Each variant against its baseline, paired by seed, image and the other axes", cols)
     for comp in COMPARISONS.get(method, []):
         groups: dict[tuple, list] = {}
         for pair in _pairs(index, comp, records):
@@ -295,7 +314,7 @@ def axes_of(records: list[dict]) -> list[str]:
 
 def effects_table(records: list[dict], index: Index, headline: str) -> Tab:
     cols = ["axis", "value", "vs", "also differs", "trial pairs", "n", f"mean {headline}", "Δ " + headline, "p",
-            "Δ ssim", "Δ time_s"]
+            "Δ ssim", "Δ time_s"] + (["ES fired (value vs base)"] if headline == "psnr_es" else [])
     tab = Tab("effects", "Per ablation axis: each value against the base value, other axes held fixed", cols)
     seen: set = set()
     for axis in axes_of(records):
@@ -340,8 +359,11 @@ def _effect_row(axis: str, value, vs: str, also: str, pairs: list, headline: str
     h, s, t = diff(headline), diff("ssim"), diff("time_s")
     oracle = any(oracle_record(ra) for ra, _, _ in pairs)
     label = short(value) + (f" [{ORACLE}]" if oracle else "")
-    return [axis, label, vs, also or "—", len(pairs), h.diff.n if h else 0, h.mean_a if h else None,
-            h.diff if h else None, h.p if h else None, s.diff if s else None, t.diff if t else None]
+    row = [axis, label, vs, also or "—", len(pairs), h.diff.n if h else 0, h.mean_a if h else None,
+           h.diff if h else None, h.p if h else None, s.diff if s else None, t.diff if t else None]
+    if headline == "psnr_es":
+        row.append(fired_pair(headline, pairs))
+    return row
 
 
 def early_stopping_table(cells: list[Cell]) -> Tab:
@@ -422,21 +444,45 @@ def headline_for(method: str, metric: str | None) -> str:
     return name
 
 
-def build_section(records: list[dict], method: str, metric: str | None = None, mode: str = "max") -> Section:
+def claims_table(records: list[dict], index: Index, headline: str, claims) -> Tab:
+    from .claims import evaluate
+
+    cols = ["claim", "metric", "A", "B", "trial pairs", "n", "mean A", "mean B", "Δ = A − B", "p", "expected",
+            "verdict", "ES fired (A vs B)"]
+    tab = Tab("claims", "Claims: each hypothesis the sweep states, tested on the pairs it ran", cols)
+    for claim in claims:
+        got = evaluate(claim, records, index, headline)
+        res = got["result"]
+        oracle = is_oracle_metric(got["metric"]) or any(oracle_record(r) for pair in got["pairs"] for r in pair)
+        arm = lambda sel: ", ".join(f"{k.split('.')[-1]}={short(v)}" for k, v in sel.items())  # noqa: E731
+        tab.rows.append([claim.text + (f" [{ORACLE}]" if oracle else ""), metric_title(got["metric"]),
+                         arm(claim.a), arm(claim.b), len(got["pairs"]), res.diff.n if res else 0,
+                         res.mean_a if res else None, res.mean_b if res else None, res.diff if res else None,
+                         res.p if res else None, f"A {'>' if claim.expect == 'greater' else '<'} B", got["verdict"],
+                         fired_pair(got["metric"], got["pairs"])])
+    tab.note = ("Δ = A − B over (seed, image) pairs with every other setting equal; 95% t interval. Supported: the "
+                "interval lies on the expected side of 0; contradicted: on the other side; otherwise not "
+                "distinguishable at this n.")
+    return tab
+
+
+def build_section(records: list[dict], method: str, metric: str | None = None, mode: str = "max",
+                  claims=()) -> Section:
     headline = headline_for(method, metric)
     index = Index(ok(records))
     cells = cells_of(records, headline, mode)
-    tables = [cells_table(cells, method, headline), comparisons_table(records, index, method),
-              effects_table(records, index, headline), best_table(cells, headline, mode)]
+    tables = [claims_table(records, index, headline, claims)] if claims else []
+    tables += [cells_table(cells, method, headline), comparisons_table(records, index, method),
+               effects_table(records, index, headline), best_table(cells, headline, mode)]
     if method == "staged":
         tables.append(early_stopping_table(cells))
     tables += [cost_table(cells, method, headline), references_table(records), problems_table(records)]
     return Section(method, headline, records, cells, index, tables)
 
 
-def build_sections(records: list[dict], metric: str | None = None, mode: str = "max") -> list[Section]:
+def build_sections(records: list[dict], metric: str | None = None, mode: str = "max", claims=()) -> list[Section]:
     methods = list(dict.fromkeys(r.get("method") for r in records))
     unknown = [m for m in methods if m not in COMPARISONS]
     if unknown:
         raise ConfigError(f"results.jsonl: method {unknown[0]!r} is not one of staged | hybrid")
-    return [build_section([r for r in records if r.get("method") == m], m, metric, mode) for m in methods]
+    return [build_section([r for r in records if r.get("method") == m], m, metric, mode, claims) for m in methods]

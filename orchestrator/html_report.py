@@ -24,7 +24,7 @@ figure{margin:10px 0}figure img{max-width:100%;border:1px solid #eee}
 .grid td{text-align:center;vertical-align:top;font-size:11px}
 .grid img{width:160px;height:160px;image-rendering:pixelated;display:block;margin:auto}
 """
-LEFT = ("grid cell", "comparison", "axis", "error", "also differs", "value")
+LEFT = ("grid cell", "comparison", "axis", "error", "also differs", "value", "claim", "A", "B", "verdict")
 
 
 def data_uri(png: bytes) -> str:

@@ -46,7 +46,10 @@ class SweepProgress(Callback):
         if isinstance(value, (int, float)) and record["status"] == "ok":
             better = self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0])
             if better:
-                self.best = (value, record["trial_key"])
+                fired = record["metrics"].get("es_fired")  # the fraction of images where ES-WMV fired
+                label = record["trial_key"] + (f", ES fired {fired:.0%}" if self.metric == "psnr_es" and
+                                               isinstance(fired, (int, float)) else "")
+                self.best = (value, label)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.durations.append(time.time() - self.running.pop(trial.trial_id, time.time()))

@@ -123,6 +123,10 @@ class Index:
 
     def _lookup(self, record: dict, changes: dict, keep: set) -> dict | None:
         flat = flatten(record["config"]) | changes
+        cell = record.get("cell") or {}
+        for k in keep:  # a cell value the trial had as not applicable (a baseline's clean targets) comes back
+            if flat.get(k) is None and cell.get(k) is not None and k not in changes:
+                flat[k] = cell[k]
         for k, v in changes.items():  # setting one member of an either/or group clears the others
             for g in group_of(k) or ():
                 if g != k and g not in changes and v is not None:

@@ -43,7 +43,8 @@ def rich_table(tab: Tab):
 
     t = Table(title=tab.title, caption=tab.note or None, caption_justify="left")
     for col in tab.columns:
-        t.add_column(col, justify="left" if col in ("grid cell", "comparison", "axis", "error") else "right",
+        t.add_column(col, justify="left" if col in ("grid cell", "comparison", "axis", "error", "claim", "A", "B",
+                                                    "verdict") else "right",
                      overflow="fold")
     for row in tab.rows:
         t.add_row(*(fmt(v, c) for v, c in zip(row, tab.columns)))

@@ -20,7 +20,7 @@ from .render import report_json, report_markdown, results_csv, rich_table
 log = logging.getLogger(__name__)
 FORMATS = ("all", "table", "markdown", "csv", "json", "html")
 FILES = {"markdown": "report.md", "csv": "results.csv", "json": "report.json", "html": "report.html"}
-TERMINAL_TABLES = ("cells", "comparisons", "effects", "best", "early_stopping", "problems")
+TERMINAL_TABLES = ("cells", "comparisons", "effects", "best", "early_stopping", "problems", "claims")
 
 
 @dataclass
@@ -57,10 +57,13 @@ def load_records(run_dir: str | Path) -> list[dict]:
 
 
 def build_report(run_dir: str | Path, records: list[dict] | None = None, metric: str | None = None,
-                 mode: str = "max") -> Report:
+                 mode: str = "max", claims=None) -> Report:
+    """`claims`: the sweep's claims (default: those its last run saved beside the records)."""
+    from . import claims as claims_mod
+
     run_dir = Path(run_dir).resolve()
     records = load_records(run_dir) if records is None else records
-    sections = build_sections(records, metric, mode)
+    sections = build_sections(records, metric, mode, claims_mod.load(run_dir) if claims is None else claims)
     sweep = records[0].get("sweep") or run_dir.parent.name
     profile = records[0].get("profile") or run_dir.name
     code = (records[-1].get("versions") or {}).get("dipddpm_code", "?")
@@ -85,9 +88,12 @@ def render(report: Report, fmt: str) -> str:
 
 
 def print_tables(report: Report, console, names: tuple[str, ...] = TERMINAL_TABLES) -> None:
+    """The named tables, in the order named (a sweep ends with its claims' verdicts)."""
     for s in report.sections:
-        for tab in s.tables:
-            if tab.name in names and (tab.rows or tab.name != "problems"):
+        by_name = {t.name: t for t in s.tables}
+        for name in names:
+            tab = by_name.get(name)
+            if tab is not None and (tab.rows or tab.name != "problems"):
                 console.print(rich_table(tab))
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from dipddpm.config import config_dict
 from dipddpm.errors import ConfigError
 
+from .claims import save as save_claims
 from .spec import SweepSpec, Trial, expand, needs_gpu, resources_for
 from .store import ResultsStore, fresh_dir
 
@@ -127,6 +128,7 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
         if opts.fresh:
             fresh_dir(run_dir)
         store = ResultsStore(run_dir)
+        save_claims(spec.claims, run_dir)  # `report` on this folder tests the same claims
         done = store.done_keys(opts.retry_failed)
         todo = interleave_by_artefact([t for t in trials if t.key not in done])
         console.print(f"sweep [bold]{spec.name}[/] · profile [bold]{profile}[/] · {len(trials)} trials "
@@ -156,8 +158,8 @@ def final_report(spec: SweepSpec, opts: SweepOptions, records: list[dict], run_d
     from .report import build_report, print_tables, write_files
 
     try:
-        report = build_report(run_dir, records, spec.metric, spec.mode)
-        print_tables(report, console, ("cells", "comparisons", "best", "problems"))
+        report = build_report(run_dir, records, spec.metric, spec.mode, spec.claims)
+        print_tables(report, console, ("cells", "comparisons", "best", "problems", "claims"))
         written = write_files(report, run_dir)
         console.print("report: " + " · ".join(str(p) for p in written))
         rid = log_summary_run(report, opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm")

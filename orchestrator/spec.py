@@ -22,7 +22,9 @@ from dipddpm.errors import ConfigError
 from dipddpm.images import ImageSet, images_for
 from dipddpm.yamlio import load_file
 
-TOP_KEYS = ("name", "method", "metric", "base", "grid", "seeds", "resources", "profiles", "description")
+from .claims import parse_claims
+
+TOP_KEYS = ("name", "method", "metric", "base", "grid", "seeds", "resources", "profiles", "description", "claims")
 PROFILE_KEYS = ("base", "grid", "seeds", "resources")
 # Oracle figures use the clean image: never a ranking a user could reach.
 ORACLE_METRICS = ("psnr_peak", "ssim_peak", "iter_peak", "es_gap_db")
@@ -55,6 +57,7 @@ class SweepSpec:
     resources: Resources
     profiles: dict  # name -> ProfileSpec
     source: str = "<sweep>"
+    claims: tuple = ()  # orchestrator.claims.Claim: hypotheses the report tests
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,8 @@ def parse_spec(data: Any, src: str = "<sweep>") -> SweepSpec:
         parsed_profiles[pname] = _profile(body, f"profiles.{pname}", src)
     return SweepSpec(name, method, metric, mode, _mapping(data.get("base"), "base", src),
                      _grid(data.get("grid"), "grid", src), _seeds(data.get("seeds", [0]), "seeds", src),
-                     _resources(data.get("resources"), "resources", src) or Resources(), parsed_profiles, src)
+                     _resources(data.get("resources"), "resources", src) or Resources(), parsed_profiles, src,
+                     parse_claims(data.get("claims"), src))
 
 
 def _metric(raw: Any, method: str, src: str) -> tuple[str, str]:

@@ -41,7 +41,8 @@ def test_either_or_group_a_later_layer_replaces_the_other_member():
         ({"staged": {"levels": [1.001, 1.0]}, "es": {"patience": 100}}, r"^staged\.levels\[1\]: level 1\.0 maps to step 56, the same step as level 1\.001"),
         ({"degradation": {"t_obs": 5000}}, r"^degradation\.t_obs: expected an integer in \[1, 999\]"),
         ({"es": {"patience": 5000}}, r"^es\.patience: expected fewer than the run's"),
-        ({"staged": {"stage_switch": "wmv"}}, r"^es\.patience: expected fewer than staged\.iters_per_stage"),
+        ({"staged": {"stage_switch": "wmv"}, "es": {"patience": 400}},
+         r"^es\.patience: expected fewer than staged\.iters_per_stage"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_key(layer, message):

@@ -64,3 +64,50 @@ def test_peak_tracker_finds_the_exact_best_iteration():
     assert int(pk.best_iter) == 2
     assert float(pk.best_psnr) == pytest.approx(-10 * np.log10(0.05**2), abs=1e-4)
     torch.testing.assert_close(pk.best_img, x0 + 0.05)
+
+
+def _calibration():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "es_calibration.py"
+    spec = importlib.util.spec_from_file_location("es_calibration", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_calibration_replays_the_detector_exactly():
+    cal = _calibration()
+    ests = _synthetic_estimates()
+    det = WmvDetector(20, 60, ests[0], len(ests))
+    for i, e in enumerate(ests):
+        det.update(e, i)
+        if det.fired():
+            break
+    psnrs = torch.arange(len(ests), dtype=torch.float32)
+    got = cal.replay(cal.wmv_curve(torch.stack(ests), 20), psnrs, 60)
+    assert got["fired"] and got["iter_es"] == int(det.best_iter)
+
+
+def test_the_calibration_never_sees_a_test_photo_of_any_sweep():
+    from pathlib import Path
+
+    from dipddpm.yamlio import load_file
+    from orchestrator.spec import expand, parse_spec
+
+    cal = _calibration()
+    sweeps = Path(__file__).resolve().parent.parent / "sweeps"
+    test_images = {img.id for path in sweeps.glob("*.yaml") for profile in ("cpu", "gpu")
+                   for t in expand(parse_spec(load_file(path), path.name), profile)[0] for img in t.images.test}
+    assert test_images and not set(cal.CALIBRATION) & test_images
+    assert not set(cal.CALIBRATION) & set(cal.HOLDOUT)
+    import json
+
+    data = json.loads((Path(cal.__file__).parent / "es_calibration.json").read_text())
+    assert {r["photo"] for r in data["runs"] if r["role"] == "calibration"} == set(cal.CALIBRATION)
+    assert not {r["photo"] for r in data["runs"] if r["role"] == "calibration"} & test_images
+    from dipddpm.config import resolve
+
+    cpu = resolve([], "cpu")
+    assert (cpu.es.window, cpu.es.patience) == (data["chosen"]["window"], data["chosen"]["patience"])

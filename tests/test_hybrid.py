@@ -3,6 +3,7 @@ import multiprocessing as mp
 import time
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from diffusers import DDPMScheduler
@@ -142,7 +143,12 @@ def test_train_and_test_images_never_overlap():
         images_for(_cfg(**{"ddpm.train_images": ["rocket", "astronaut"]}))
 
 
-def test_cache_key_ignores_sampling_fields_and_follows_every_training_field():
+def test_cache_key_ignores_sampling_fields_and_follows_every_training_field(tmp_path):
+    from PIL import Image
+
+    for i in range(2):  # a folder pool of the user's own images
+        arr = np.random.default_rng(i).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(tmp_path / f"p{i}.png")
     base = _cfg()
     key = cache_key("ddpm", _fields(base), 0, "v")
     for dotted, value in [("hybrid.start", "observation"), ("hybrid.t0_frac", 0.8), ("hybrid.sampler", "ddpm"),
@@ -152,7 +158,8 @@ def test_cache_key_ignores_sampling_fields_and_follows_every_training_field():
                "ddpm.dataset_size": 40, "ddpm.batch_size": 4, "ddpm.crop": 32, "ddpm.lr": 3e-3,
                "ddpm.warmup_frac": 0.1, "ddpm.ema": 0.99, "ddpm.t_max": 500, "ddpm.attention_levels": [1],
                "ddpm.norm_groups": 4, "ddpm.train_images": ["rocket"], "diffusion.beta_schedule": "squaredcos_cap_v2",
-               "diffusion.num_train_timesteps": 500, "data.size": 64, "hybrid.train_on": "dip"}
+               "diffusion.num_train_timesteps": 500, "data.size": 64, "hybrid.train_on": "dip",
+               "ddpm.pool": str(tmp_path)}
     assert set(k.split(".")[1] for k in changed if k.startswith("ddpm.")) == {
         f.name for f in dataclasses.fields(base.ddpm)}
     for dotted, value in changed.items():
@@ -192,3 +199,85 @@ def test_a_dip_too_deep_for_the_training_crops_is_a_config_error():
     with pytest.raises(ConfigError, match=r"^dip\.scales: expected at most 3 for ddpm\.crop=16 px"):
         _cfg(**{"hybrid.train_on": "dip", "dip.scales": 4})
     assert _cfg(**{"hybrid.train_on": "dip", "dip.scales": 3}).hybrid.train_dip_iters == 300  # filled default
+
+
+def test_our_ddim_step_equals_diffusers_ddim_with_the_clipped_model_output():
+    from diffusers import DDIMScheduler
+
+    from dipddpm.sampling import ddim_step
+
+    sched = Schedule("linear", 1000)
+    ref = DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=True, set_alpha_to_one=True)
+    ref.set_timesteps(10)  # steps of 100: t -> t - 100
+    g = torch.Generator().manual_seed(3)
+    x_t, eps = 1.5 * torch.randn(1, 3, 8, 8, generator=g), torch.randn(1, 3, 8, 8, generator=g)
+    for t in (900, 500, 100):
+        theirs = ref.step(eps, t, x_t, eta=0.0, use_clipped_model_output=True).prev_sample
+        torch.testing.assert_close(ddim_step(sched, x_t, eps, t, t - 100).float(), theirs, rtol=0, atol=1e-4)
+
+
+class TrueNoise(torch.nn.Module):
+    """A perfect denoiser for one known x0: returns the ε that x_t actually holds."""
+
+    def __init__(self, x0: torch.Tensor, schedule: Schedule):
+        super().__init__()
+        self.x0, self.abar = x0, schedule.alphas_cumprod.float()
+
+    def forward(self, x, t):
+        a = self.abar[t].view(-1, 1, 1, 1)
+        return SimpleNamespace(sample=(x - a.sqrt() * self.x0) / (1 - a).sqrt())
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddim", 7), ("onestep", None), ("ddpm", None)])
+def test_the_true_noise_recovers_x0_from_any_start(sampler, steps, monkeypatch):
+    sched = Schedule("squaredcos_cap_v2", 1000)
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.rand(1, 3, 8, 8, generator=g) * 1.8 - 0.9  # in [-1, 1], where clipping does nothing
+    t0 = 300
+    x_t = sched.abar(t0) ** 0.5 * x0 + (1 - sched.abar(t0)) ** 0.5 * torch.randn(1, 3, 8, 8, generator=g)
+    if sampler == "ddpm":  # a noiseless ancestral chain: every step's posterior mean
+        monkeypatch.setattr(torch, "randn", lambda shape, generator=None, **kw: torch.zeros(shape))
+    out, calls = reverse(TrueNoise(x0, sched), x_t, t0, sampler, steps, sched, torch.Generator())
+    torch.testing.assert_close(out, x0, rtol=0, atol=1e-4)
+    assert calls == {"ddim": 7, "onestep": 1, "ddpm": t0 + 1}[sampler]
+
+
+def test_t0_frac_one_restarts_at_the_observation_step(tmp_path):
+    cfg = _cfg(**{"hybrid.start": "dip", "hybrid.t0_frac": 1.0, "hybrid.sampler": "onestep"})
+    sched = Schedule("linear", 1000)
+    obs = next(observations(cfg))
+    assert hybrid.restart_step(sched, obs.level, 1.0) == obs.level.t_obs
+    model = RecordingModel()
+    run = hybrid.restore_image(obs, cfg, model, sched, torch.device("cpu"), ArtefactCache(tmp_path), "test",
+                               _fields(cfg))
+    assert model.calls == [obs.level.t_obs] and run.metrics["t_start"] == obs.level.t_obs
+
+
+def test_train_on_dip_trains_on_dip_reconstructions_end_to_end(tmp_path):
+    from dipddpm import trial
+
+    cfg = _cfg(**{"hybrid.train_on": "dip", "hybrid.train_dip_iters": 150, "hybrid.start": "observation",
+                  "ddpm.train_steps": 10, "ddpm.dataset_size": 16, "dip.scales": 3})
+    cache = ArtefactCache(tmp_path)
+    res = trial.run(cfg, cache=cache)
+    assert res.status == "ok" and res.metrics["cache_hit_ddpm"] is False and res.metrics["cache_hit_dip"] is None
+    assert res.metrics["train_data_s"] > 0 and res.metrics["train_s"] == pytest.approx(
+        res.metrics["train_data_s"] + res.metrics["ddpm_fit_s"])
+    # what the DDPM saw: DIP reconstructions of noisy crops, closer to the clean crops than the noisy ones
+    images = images_for(cfg)
+    crops, _ = training_crops(cfg.ddpm, cfg.data.size, cfg.seed, images.pool)
+    stored = list((tmp_path / "dip_trainset").glob("*.pt"))
+    assert len(stored) == 1
+    from dipddpm.cache import loads
+    recon = loads(stored[0].read_bytes()).value["x"]
+    assert recon.shape == crops.shape and not torch.equal(recon, crops)
+    # each reconstruction is of its own crop (150 DIP steps at 16 px)
+    mse = ((recon[:, None] - crops[None]) ** 2).mean(dim=(2, 3, 4))  # (reconstruction, crop)
+    own, other = float(mse.diagonal().mean()), float(mse[~torch.eye(len(crops), dtype=torch.bool)].mean())
+    assert own < 0.2 * other  # measured: 0.008 against 0.083
+    # a second model on the same crops (another run length) reuses the reconstructions, charged in full
+    again = trial.run(_cfg(**{"hybrid.train_on": "dip", "hybrid.train_dip_iters": 150, "hybrid.start": "observation",
+                              "ddpm.train_steps": 12, "ddpm.dataset_size": 16, "dip.scales": 3}), cache=cache)
+    assert again.metrics["cache_hit_ddpm"] is False
+    assert again.metrics["train_data_s"] == pytest.approx(res.metrics["train_data_s"])
+    assert len(list((tmp_path / "dip_trainset").glob("*.pt"))) == 1

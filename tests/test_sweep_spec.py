@@ -35,8 +35,51 @@ def test_the_staged_sweep_varies_every_axis_of_the_seed():
     assert {c.staged.variant for c in cfgs} == {"staged", "baseline"}
     assert {c.staged.targets for c in cfgs} >= {"observation", "clean"}
     assert {c.diffusion.beta_schedule for c in cfgs} == {"linear", "squaredcos_cap_v2"}
-    assert len({c.degradation.noise_std for c in cfgs}) == 3
+    assert len({c.degradation.noise_std for c in cfgs if c.degradation.noise_std}) == 3
     assert len({c.staged.levels for c in cfgs if c.staged.levels}) >= 3
+
+
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_both_sweeps_repeat_each_seeds_experiment_as_written(profile):
+    staged = [t for t in expand(parse_spec(_load("staged.yaml"), "staged.yaml"), profile)[0]
+              if t.config.degradation.t_obs == 30]
+    # seed 000: y at t = 30 (linear/1000), clean targets 30 -> 5 against plain DIP, same iterations, each lr
+    assert {(t.config.staged.variant, t.config.dip.lr) for t in staged} == {
+        (v, lr) for v in ("staged", "baseline") for lr in (0.01, 0.008, 0.1)}
+    for t in staged:
+        st, cfg = t.config.staged, t.config
+        assert cfg.diffusion.beta_schedule == "linear" and cfg.diffusion.num_train_timesteps == 1000
+        assert st.stages == 6 and len(cfg.data.images) >= 2
+        if st.variant == "staged":
+            assert st.targets == "clean" and st.timesteps == (30, 25, 20, 15, 10, 5)
+    # seed 004: from noise, clean vs DIP training data x its epochs at 100 crops x timesteps x schedules
+    hybrid = [t.config for t in expand(parse_spec(_load("hybrid.yaml"), "hybrid.yaml"), profile)[0]
+              if t.config.hybrid.start == "noise"]
+    cells = {(c.hybrid.train_on, c.ddpm.epochs, c.diffusion.num_train_timesteps, c.diffusion.beta_schedule)
+             for c in hybrid if c.ddpm.dataset_size == 100}
+    assert cells == {(on, e, n, b) for on in ("clean", "dip") for e in (10, 20, 30) for n in (1000, 500)
+                     for b in ("linear", "squaredcos_cap_v2")}
+    if profile == "gpu":
+        assert all(c.ddpm.channels == (128, 128, 256, 256, 512, 512) for c in hybrid)
+    seeds = len(parse_spec(_load("hybrid.yaml")).profiles[profile].seeds)
+    assert all(len(c.data.images) * seeds >= 2 for c in hybrid)  # every cell has an interval
+
+
+def test_the_gpu_pool_offers_a_thousand_distinct_crops_and_more_is_an_error():
+    from dipddpm.config import resolve
+    from dipddpm.errors import ConfigError
+    from dipddpm.images import distinct_crops, images_for
+
+    cfg = resolve([("h", {"method": "hybrid"})], "gpu")
+    pool = images_for(cfg).pool
+    n = distinct_crops(pool, cfg.data.size, cfg.ddpm.crop)
+    assert n >= 1000 and cfg.ddpm.dataset_size <= n
+    too_many = resolve([("h", {"method": "hybrid", "ddpm": {"dataset_size": n + 1}})], "gpu")
+    with pytest.raises(ConfigError, match=rf"^ddpm\.dataset_size: expected at most {n} \(the distinct 128 px crops "
+                                          rf"of the {len(pool)} pool images at data\.size 256\), got {n + 1}$"):
+        images_for(too_many)
+    # the seed's tutorial setting that made the axis empty: 128 px crops of the pool at 128 px
+    assert distinct_crops(pool, 128, 128) < 200
 
 
 def test_the_hybrid_sweep_varies_every_axis_of_the_seed():
