@@ -83,10 +83,31 @@ def resolve_cli(args) -> tuple[object, str, object]:
     return cfg, profile, images_for(cfg)
 
 
+def check_device(name: str | None) -> None:
+    """--device names a device this torch build can use, or a one-line ConfigError."""
+    import torch
+
+    if name is None:
+        return
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device: expected cpu, cuda, cuda:N or mps, got {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: this torch build sees no CUDA GPU (torch {torch.__version__}); use cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: expected a GPU index below {torch.cuda.device_count()}")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: MPS is not available here; use cpu")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"--device: expected cpu, cuda, cuda:N or mps, got {name!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        check_device(args.device)
         cfg, profile, images = resolve_cli(args)
         if args.dry_run:
             return _dry_run(cfg, profile, images)
@@ -117,8 +138,12 @@ def _run(cfg, profile: str, images, args) -> int:
     from .record import build_record, write_outputs
 
     console = Console(stderr=True)
+    from .record import writable_dir
+
     key = trial_key(cfg, images)
-    out = Path(args.out or f"out/{cfg.method}-{key}")
+    out = writable_dir(args.out or f"out/{cfg.method}-{key}", "--out")  # before the trial, not after it
+    if args.cache_dir and not args.no_cache:
+        writable_dir(args.cache_dir, "--cache-dir")
     console.print(f"[bold]{cfg.method}[/] trial {key} · profile [bold]{profile}[/] · out {out}")
     with TrialProgress(console, disabled=args.quiet) as progress:
         cache = ArtefactCache(args.cache_dir, enabled=not args.no_cache)

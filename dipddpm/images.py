@@ -225,14 +225,14 @@ def _folder(path: Path, pattern: str, where: str) -> list[Path]:
 
 
 def resolve_images(refs: tuple[str, ...], root: str | None, pattern: str | None, where: str,
-                   base: Path | None = None) -> tuple[ImageData, ...]:
+                   base: Path | None = None, indexed: bool = True) -> tuple[ImageData, ...]:
     """Each reference (bundled name, file, folder; relative paths from `base`, default the working
     directory, or from `root`), then root + pattern when `refs` is empty. One image listed twice
-    (by name, path or content) is a config error."""
+    (by name, path or content) is a config error. Errors name `where[i]` (`where` alone if not indexed)."""
     base = Path.cwd() if base is None else base
     out: list[ImageData] = []
     for i, ref in enumerate(refs):
-        at = f"{where}[{i}]"
+        at = f"{where}[{i}]" if indexed else where
         if ref in _BUNDLED:
             out.append(bundled_image(ref))
             continue
@@ -271,11 +271,14 @@ def images_for(cfg, base: Path | None = None) -> ImageSet:
     """Resolve a trial config's test images and (hybrid) training pool: the two must be disjoint, and the
     pool must hold at least `ddpm.dataset_size` distinct crops."""
     test = resolve_images(cfg.data.images, cfg.data.root, cfg.data.glob, "data.images", base)
+    smallest = smallest_side(cfg)
+    _large_enough(test, smallest, "data.images")
     if cfg.method != "hybrid":
         return ImageSet(test)
     dd = cfg.ddpm
     key = "ddpm.pool" if dd.pool else "ddpm.train_images"
-    pool = resolve_images((dd.pool,) if dd.pool else dd.train_images, None, None, key, base)
+    pool = resolve_images((dd.pool,) if dd.pool else dd.train_images, None, None, key, base, indexed=not dd.pool)
+    _large_enough(pool, smallest, key)
     shared = [p for p in pool if p.sha256 in {t.sha256 for t in test}]
     if shared:
         raise ConfigError(f"{key}: expected images disjoint from data.images, got "
@@ -285,6 +288,26 @@ def images_for(cfg, base: Path | None = None) -> ImageSet:
         raise ConfigError(f"ddpm.dataset_size: expected at most {distinct} (the distinct {dd.crop} px crops of the "
                           f"{len(pool)} pool images at data.size {cfg.data.size}), got {dd.dataset_size}")
     return ImageSet(test, pool)
+
+
+def smallest_side(cfg) -> int:
+    """The smallest image side the trial's networks accept: a skip net halves its input `scales` times and
+    BatchNorm needs two values per channel at the bottom; a UNet halves it once per level but the last."""
+    sides = [16]  # data.size's own floor
+    if cfg.dip is not None and cfg.dip.net == "skip":
+        sides.append(2 * 2**cfg.dip.scales)
+    if cfg.method == "hybrid":
+        sides.append(2 ** (len(cfg.ddpm.channels) - 1))
+    return max(sides)
+
+
+def _large_enough(images: tuple[ImageData, ...], side: int, where: str) -> None:
+    """A source image smaller than the nets accept would be upscaled from almost nothing and scored."""
+    for img in images:
+        h, w = img.pixels().shape[:2]
+        if min(h, w) < side:
+            raise ConfigError(f"{where}: {img.source!r} is {w}×{h} px; expected at least {side} px on its shorter "
+                              "side (the smallest input these networks accept)")
 
 
 def pool_shape(img: ImageData, size: int) -> tuple[int, int]:

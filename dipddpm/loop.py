@@ -5,6 +5,7 @@ Used by staged DIP and, later, by the hybrid method's DIP stage.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -113,7 +114,7 @@ class FlatAdam:
         self.lr = float(lr)
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat), torch.zeros_like(flat)
         self.steps = torch.zeros((), dtype=torch.float32, device=flat.device)
-        fused = hasattr(torch, "_fused_adam_") and flat.device.type in ("cpu", "cuda")  # where the kernel exists
+        fused = fused_kernel_works(flat.device.type)
         self.fallback = None if fused else torch.optim.Adam([self.param], lr=self.lr, betas=self.BETAS, eps=self.EPS)
 
     def zero_grad(self) -> None:
@@ -127,6 +128,23 @@ class FlatAdam:
         torch._fused_adam_([self.param.data], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps],
                            amsgrad=False, lr=self.lr, beta1=self.BETAS[0], beta2=self.BETAS[1], weight_decay=0.0,
                            eps=self.EPS, maximize=False, grad_scale=None, found_inf=None)
+
+
+@functools.lru_cache(maxsize=None)
+def fused_kernel_works(device_type: str) -> bool:
+    """Whether this torch build runs the fused Adam kernel on this device type, tried once on a tiny
+    buffer (torch < 2.4 has the op but no CPU kernel; some devices have none)."""
+    if not hasattr(torch, "_fused_adam_"):
+        return False
+    try:
+        p, g, m, v = (torch.ones(4, device=device_type) for _ in range(4))
+        step = torch.ones((), device=device_type)  # the step count, already incremented (as in step())
+        torch._fused_adam_([p], [g], [m], [v], [], [step], amsgrad=False, lr=0.1,
+                           beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, maximize=False, grad_scale=None,
+                           found_inf=None)
+        return bool(torch.isfinite(p).all()) and float(p[0]) != 1.0
+    except (RuntimeError, NotImplementedError, TypeError):
+        return False
 
 
 def _in_memory_order(p: torch.Tensor) -> torch.Tensor:

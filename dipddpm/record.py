@@ -83,6 +83,22 @@ def _jsonable(obj):
     return obj
 
 
+def writable_dir(path: str | Path, flag: str) -> Path:
+    """`path` as a folder this process can write in (made if missing), or a one-line ConfigError naming
+    `flag`: found before any work starts, not after it."""
+    from .errors import ConfigError
+
+    p = Path(path).expanduser()
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: expected a folder this user can write, got {exc.strerror or exc}") from None
+    return p
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temp file in the same folder, then rename: readers never see half a file."""
     atomic_write_bytes(path, text.encode())

@@ -8,6 +8,7 @@ the dotted path: `dip.lr: expected a number > 0, got -0.01`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
@@ -46,7 +47,7 @@ def _describe(tp: Any) -> str:
         return _describe(inner[0]) + " or null"
     if origin is tuple:
         return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+    return {int: "an integer", float: "a finite number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
 def _fail(path: str, expected: str, value: Any) -> ConfigError:
@@ -79,7 +80,7 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     elif tp is str:
         if isinstance(value, str):

@@ -33,6 +33,7 @@ class Tab:
     columns: list[str]
     rows: list[list] = field(default_factory=list)
     note: str = ""
+    terminal: tuple[str, ...] = ()  # the columns a terminal shows when it cannot fit them all (default: all)
 
 
 @dataclass(frozen=True)
@@ -437,7 +438,9 @@ class Section:
 
 
 def headline_for(method: str, metric: str | None) -> str:
-    name = metric or DEFAULT_METRIC[method]
+    from dipddpm.metrics import check_metric_name
+
+    name = check_metric_name(metric, method, "--metric") if metric else DEFAULT_METRIC[method]
     if is_oracle_metric(name):
         raise ConfigError(f"--metric: {name} is an {ORACLE} figure (it needs the clean image); "
                           f"choose one reachable without ground truth, e.g. {DEFAULT_METRIC[method]}")
@@ -449,7 +452,8 @@ def claims_table(records: list[dict], index: Index, headline: str, claims) -> Ta
 
     cols = ["claim", "metric", "A", "B", "trial pairs", "n", "mean A", "mean B", "Δ = A − B", "p", "expected",
             "verdict", "ES fired (A vs B)"]
-    tab = Tab("claims", "Claims: each hypothesis the sweep states, tested on the pairs it ran", cols)
+    tab = Tab("claims", "Claims: each hypothesis the sweep states, tested on the pairs it ran", cols,
+              terminal=("claim", "metric", "n", "Δ = A − B", "p", "verdict", "ES fired (A vs B)"))
     for claim in claims:
         got = evaluate(claim, records, index, headline)
         res = got["result"]

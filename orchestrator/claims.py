@@ -47,16 +47,17 @@ class Claim:
                 "expect": self.expect}
 
 
-def parse_claims(raw: Any, src: str) -> tuple[Claim, ...]:
-    """The sweep file's `claims:` list, checked; one-line errors naming claims[i].key."""
+def parse_claims(raw: Any, src: str, method: str | None = None) -> tuple[Claim, ...]:
+    """The sweep file's `claims:` list, checked (metrics against `method`'s when given); one-line errors
+    naming claims[i].key."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
         raise ConfigError(f"claims: expected a list of claims (text, a, b, metric, expect), got {raw!r} ({src})")
-    return tuple(_claim(item, f"claims[{i}]", src) for i, item in enumerate(raw))
+    return tuple(_claim(item, f"claims[{i}]", src, method) for i, item in enumerate(raw))
 
 
-def _claim(item: Any, where: str, src: str) -> Claim:
+def _claim(item: Any, where: str, src: str, method: str | None) -> Claim:
     keys = ("text", "a", "b", "where", "metric", "expect")
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: expected a mapping with {', '.join(keys)}, got {item!r} ({src})")
@@ -78,6 +79,13 @@ def _claim(item: Any, where: str, src: str) -> Claim:
     metric = item.get("metric")
     if metric is not None and not isinstance(metric, str):
         raise ConfigError(f"{where}.metric: expected a metric name such as psnr, got {metric!r} ({src})")
+    if metric is not None and method is not None:
+        from dipddpm.metrics import check_metric_name
+
+        try:
+            check_metric_name(metric, method, f"{where}.metric")
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} ({src})") from None
     expect = item.get("expect", "greater")
     if expect not in EXPECT:
         raise ConfigError(f"{where}.expect: expected one of greater | less (the sign of A − B), got {expect!r} ({src})")

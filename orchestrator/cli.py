@@ -32,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--cache-dir", help="artefact cache (default: $DIPDDPM_CACHE, else the user cache folder)")
     s.add_argument("--no-cache", action="store_true", help="bypass the artefact cache")
     s.add_argument("--max-concurrent", type=int, help="at most N trials at once (default: as resources allow)")
-    s.add_argument("--max-failures", type=int, default=1, help="retries per failing trial (default 1)")
+    s.add_argument("--max-failures", type=int, default=1,
+                   help="retries of a trial whose worker crashed (default 1; config errors are never retried)")
+    s.add_argument("--max-trials", type=int, default=None,
+                   help="refuse grids of more trials than this (cells × seeds; default 5000)")
     s.add_argument("--project", help="W&B project (default: $WANDB_PROJECT, else dipddpm)")
     s.add_argument("--no-live", action="store_true", help="no live view (logs only)")
     r = sub.add_parser("report", help="comparison tables, Markdown, CSV and HTML from a run folder")
@@ -70,28 +73,47 @@ def main(argv: list[str] | None = None) -> int:
 def _sweep(args) -> int:
     from rich.console import Console
 
-    from .spec import expand, load_spec
+    from .spec import MAX_TRIALS, expand, load_spec
 
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise ConfigError(f"--max-concurrent: expected an integer >= 1, got {args.max_concurrent}")
+    for flag, value, low in (("--max-concurrent", args.max_concurrent, 1), ("--max-failures", args.max_failures, 0),
+                             ("--max-trials", args.max_trials, 1)):
+        if value is not None and value < low:
+            raise ConfigError(f"{flag}: expected an integer >= {low}, got {value}")
     spec = load_spec(args.sweep)
+    max_trials = args.max_trials or MAX_TRIALS
     console = Console(width=None if sys.stdout.isatty() else 160)  # logs and pipes get the full table
-    if args.dry_run:
-        profile = args.profile
-        if profile == "auto":
-            import torch
+    import os
 
-            profile = "gpu" if torch.cuda.is_available() else "cpu"
-        trials, merged = expand(spec, profile)
+    if args.dry_run:
+        profile = _local_profile(args.profile)
+        trials, merged = expand(spec, profile, max_trials=max_trials)
         _print_dry_run(spec, profile, trials, merged, args.json, console)
         return 0
+    # Every input error before anything starts: the trials of the profile this machine decides (an
+    # existing cluster's, with --profile auto, is checked once joined, before any trial), and the folders.
+    if args.profile != "auto" or not (args.address or os.environ.get("RAY_ADDRESS")):
+        expand(spec, _local_profile(args.profile), max_trials=max_trials)
+    from dipddpm.record import writable_dir
+
+    writable_dir(args.runs_dir, "--runs-dir")
+    if args.cache_dir and not args.no_cache:
+        writable_dir(args.cache_dir, "--cache-dir")
     from .runner import SweepOptions, run_sweep
 
     opts = SweepOptions(profile=args.profile, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
                         use_cache=not args.no_cache, address=args.address, max_concurrent=args.max_concurrent,
                         fresh=args.fresh, retry_failed=args.retry_failed, max_failures=args.max_failures,
-                        project=args.project, live=not args.no_live)
+                        project=args.project, live=not args.no_live, max_trials=max_trials)
     return run_sweep(spec, opts, console)
+
+
+def _local_profile(requested: str) -> str:
+    """auto -> gpu when this machine has a CUDA GPU (an embedded cluster's GPUs are this machine's)."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
 
 
 def _report(args) -> int:

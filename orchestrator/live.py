@@ -1,14 +1,35 @@
-"""Driver-side Tune callback: writes each finished trial's record and drives a rich live view."""
+"""Driver-side Tune callback: writes each finished trial's record and drives a rich live view.
+
+Nothing raised here may reach Tune: an exception in a callback ends `fit()`
+and with it the sweep. Each hook logs what went wrong and carries on; a
+record that could not be written is written by the runner after `fit()`
+(it is in the trial's final result).
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import time
 
 from ray.tune import Callback
 from rich.table import Table
 
 from .store import ResultsStore
+
+log = logging.getLogger(__name__)
+
+
+def _guarded(hook):
+    @functools.wraps(hook)
+    def run(self, *args, **kwargs):
+        try:
+            return hook(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - see the module docstring
+            log.warning("sweep callback %s failed: %s (the sweep goes on)", hook.__name__, exc)
+            self.errors.append(f"{hook.__name__}: {exc}")
+    return run
 
 
 class SweepProgress(Callback):
@@ -24,6 +45,7 @@ class SweepProgress(Callback):
         self.best: tuple[float, str] | None = None
         self.t0 = time.time()
         self.live = None  # set by the runner
+        self.errors: list[str] = []  # what the guarded hooks swallowed
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -31,10 +53,12 @@ class SweepProgress(Callback):
         state["sync"] = None  # a thread
         return state
 
+    @_guarded
     def on_trial_start(self, iteration, trials, trial, **info):
         self.running[trial.trial_id] = time.time()
         self._refresh()
 
+    @_guarded
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "record" not in result:
             return
@@ -51,16 +75,19 @@ class SweepProgress(Callback):
                                                isinstance(fired, (int, float)) else "")
                 self.best = (value, label)
 
+    @_guarded
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.durations.append(time.time() - self.running.pop(trial.trial_id, time.time()))
         self.done += 1
         self._refresh()
 
+    @_guarded
     def on_trial_error(self, iteration, trials, trial, **info):
         self.running.pop(trial.trial_id, None)
         self.failed += 1
         self._refresh()
 
+    @_guarded
     def on_step_end(self, iteration, trials, **info):
         self._refresh()
 

@@ -38,17 +38,30 @@ def fmt(value, column: str = "") -> str:
     return str(value)
 
 
-def rich_table(tab: Tab):
+def rich_table(tab: Tab, width: int | None = None):
+    """The table for a terminal of `width` columns: all columns, or the table's terminal set when the
+    whole table would not fit (the files keep every column)."""
     from rich.table import Table
+    from rich.text import Text
 
+    keep = list(range(len(tab.columns)))
+    if tab.terminal and width is not None and _natural_width(tab) > width:
+        keep = [i for i, c in enumerate(tab.columns) if c in tab.terminal]
     t = Table(title=tab.title, caption=tab.note or None, caption_justify="left")
-    for col in tab.columns:
+    for i in keep:
+        col = tab.columns[i]
         t.add_column(col, justify="left" if col in ("grid cell", "comparison", "axis", "error", "claim", "A", "B",
                                                     "verdict") else "right",
-                     overflow="fold")
-    for row in tab.rows:
-        t.add_row(*(fmt(v, c) for v, c in zip(row, tab.columns)))
+                     overflow="fold", min_width=30 if col == "claim" else None)
+    for row in tab.rows:  # Text: a cell such as "images=[astronaut,coffee]" is not rich markup
+        t.add_row(*(Text(fmt(row[i], tab.columns[i])) for i in keep))
     return t
+
+
+def _natural_width(tab: Tab) -> int:
+    """Characters a row needs unfolded: the widest cell of each column, plus borders."""
+    widths = [max([len(c)] + [len(fmt(r[i], c)) for r in tab.rows]) for i, c in enumerate(tab.columns)]
+    return sum(widths) + 3 * len(widths) + 1
 
 
 def _md_cell(text: str) -> str:

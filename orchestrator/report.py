@@ -94,7 +94,7 @@ def print_tables(report: Report, console, names: tuple[str, ...] = TERMINAL_TABL
         for name in names:
             tab = by_name.get(name)
             if tab is not None and (tab.rows or tab.name != "problems"):
-                console.print(rich_table(tab))
+                console.print(rich_table(tab, console.width))
 
 
 def write_files(report: Report, out_dir: Path, formats=("markdown", "csv", "json", "html")) -> list[Path]:

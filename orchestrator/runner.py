@@ -49,6 +49,7 @@ class SweepOptions:
     max_failures: int = 1
     project: str | None = None
     live: bool = True
+    max_trials: int = 5000
 
 
 # Never passed to a worker, in runtime_env or in the environment an embedded cluster inherits.
@@ -123,7 +124,7 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
             nodes = check_nodes()
             console.print(f"cluster: {len(nodes)} nodes, each running this package's code {nodes[0]['code']}")
         profile = choose_profile(opts.profile, spec)
-        trials, merged = expand(spec, profile)
+        trials, merged = expand(spec, profile, max_trials=opts.max_trials)
         run_dir = Path(opts.runs_dir).resolve() / spec.name / profile
         if opts.fresh:
             fresh_dir(run_dir)
@@ -215,7 +216,10 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) 
     with live_view as live:
         progress.live = live
         grid = tuner.fit()
-    _record_failures(grid, todo, store, spec, profile)
+    late = _reconcile(grid, todo, store, spec, profile)
+    if late or progress.errors:
+        console.print(f"{late} records written after the trials ({len(progress.errors)} callback errors: "
+                      f"{progress.errors[0] if progress.errors else ''})")
     if sync is not None:
         console.print(f"uploading {sync.pending.qsize()} W&B runs still queued…")
         sync.close()
@@ -266,20 +270,33 @@ def _cluster_cpus() -> float:
     return float(ray.cluster_resources().get("CPU", 1))
 
 
-def _record_failures(grid, todo: list[Trial], store: ResultsStore, spec: SweepSpec, profile: str) -> None:
-    """fit() does not raise on failed trials: turn each error in the grid into a `failed` record."""
+def _reconcile(grid, todo: list[Trial], store: ResultsStore, spec: SweepSpec, profile: str) -> int:
+    """After fit(): every trial of this run gets its terminal record. A final result that carries a
+    record the callback could not write is written now; a trial that ended in an error (fit() does not
+    raise on those) becomes a `failed` record. Returns how many records this wrote."""
+    import json
+
     from dipddpm.record import versions
 
-    by_key = {t.key: t for t in todo}
+    by_key, written = {t.key: t for t in todo}, 0
     for result in grid:
-        if result.error is None:
-            continue
         key = (result.config or {}).get("trial", {}).get("key")
         t = by_key.get(key)
-        if t is None:
+        if t is None or key in store.done_keys():
             continue
-        msg = str(result.error).strip().splitlines()
-        store.append({"trial_key": t.key, "sweep": spec.name, "method": t.config.method, "seed": t.seed,
+        final = (result.metrics or {}).get("record")
+        if final is not None:
+            record = json.loads(final)
+        elif result.error is not None:
+            msg = str(result.error).strip().splitlines()
+            record = {"trial_key": t.key, "sweep": spec.name, "method": t.config.method, "seed": t.seed,
                       "profile": profile, "status": "failed", "error": msg[-1] if msg else "error",
                       "config": config_dict(t.config), "images": t.described_images(), "cell": t.cell,
-                      "cell_key": t.cell_key, "metrics": {}, "per_image": {}, "versions": versions()})
+                      "cell_key": t.cell_key, "metrics": {}, "per_image": {}, "versions": versions()}
+        else:
+            continue
+        try:
+            written += store.append(record)
+        except Exception as exc:  # noqa: BLE001 - one bad record must not cost the others
+            log.warning("trial %s: its record could not be written (%s); rerun the sweep to retry", key, exc)
+    return written

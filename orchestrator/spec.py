@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from dipddpm.config import TrialConfig, config_dict, nested, resolve, trial_key
 from dipddpm.errors import ConfigError
 from dipddpm.images import ImageSet, images_for
+from dipddpm.metrics import check_metric_name
 from dipddpm.yamlio import load_file
 
 from .claims import parse_claims
@@ -110,7 +112,7 @@ def parse_spec(data: Any, src: str = "<sweep>") -> SweepSpec:
     return SweepSpec(name, method, metric, mode, _mapping(data.get("base"), "base", src),
                      _grid(data.get("grid"), "grid", src), _seeds(data.get("seeds", [0]), "seeds", src),
                      _resources(data.get("resources"), "resources", src) or Resources(), parsed_profiles, src,
-                     parse_claims(data.get("claims"), src))
+                     parse_claims(data.get("claims"), src, method))
 
 
 def _metric(raw: Any, method: str, src: str) -> tuple[str, str]:
@@ -123,6 +125,10 @@ def _metric(raw: Any, method: str, src: str) -> tuple[str, str]:
     name, mode = raw.get("name", DEFAULT_METRIC[method]), raw.get("mode", "max")
     if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
         raise _err(src, "metric.name", "a metric name such as psnr_es", name)
+    try:
+        check_metric_name(name, method, "metric.name")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} ({src})") from None
     if name in ORACLE_METRICS:
         raise _err(src, "metric.name", "a metric reachable without ground truth (not an ORACLE figure)", name)
     if mode not in ("max", "min"):
@@ -173,8 +179,8 @@ def _resources(raw: Any, path: str, src: str) -> Resources | None:
     for key, value in raw.items():
         if key not in ("cpu", "gpu"):
             raise ConfigError(f"{path}.{key}: unknown key; expected cpu or gpu ({src})")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise _err(src, f"{path}.{key}", "a number >= 0", value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise _err(src, f"{path}.{key}", "a finite number >= 0", value)
     res = Resources(float(raw.get("cpu", 1)), float(raw.get("gpu", 0)))
     if res.cpu <= 0:
         raise _err(src, f"{path}.cpu", "a number > 0", raw.get("cpu"))
@@ -222,9 +228,26 @@ def _cells(grid: list) -> list[dict]:
     return cells
 
 
-def expand(spec: SweepSpec, profile: str, base: Path | None = None) -> tuple[list[Trial], int]:
+MAX_TRIALS = 5000  # a grid that expands to more is almost always a typo (4 values on 10 axes: 4^10 cells)
+
+
+def trial_count(spec: SweepSpec, profile: str) -> int:
+    """Cells × seeds, counted from the grid's shape without expanding it."""
+    prof = spec.profiles.get(profile, ProfileSpec())
+    cells = sum(math.prod(len(v) for v in block.values()) for block in effective_grid(spec, profile))
+    return cells * len(prof.seeds or spec.seeds)
+
+
+def expand(spec: SweepSpec, profile: str, base: Path | None = None,
+           max_trials: int = MAX_TRIALS) -> tuple[list[Trial], int]:
     """Distinct trials for one profile, and how many cells merged into others. Image paths are
-    read here, relative to `base` (default: the working directory), once per file."""
+    read here, relative to `base` (default: the working directory), once per file. A grid of more
+    than `max_trials` cells × seeds is refused before anything is expanded."""
+    n = trial_count(spec, profile)
+    if n > max_trials:
+        raise ConfigError(f"grid: expected at most {max_trials} trials (cells × seeds) for profile {profile}, got {n} "
+                          f"({spec.source}); narrow the grid (a list of blocks varies one factor at a time) or "
+                          "raise the limit with --max-trials")
     prof = spec.profiles.get(profile, ProfileSpec())
     seeds = prof.seeds or spec.seeds
     layers = [("method", {"method": spec.method}), (f"base ({spec.source})", _nested(spec.base, "base", spec)),

@@ -1,9 +1,13 @@
 """The results store: runs/<sweep>/<profile>/results.jsonl, written by the driver alone.
 
-One JSON line per finished trial, appended under a file lock with fsync, so an
-interrupted sweep never leaves half a line and never a duplicate record. A
-trial whose key has a terminal record (ok, diverged, or failed after its
-retries) is skipped on the next run; `--retry-failed` reruns the failed ones.
+One JSON line per finished trial. An append is O(1): the file is opened,
+appended to and fsynced, never read back (the trial keys already recorded are
+indexed in memory, read once). A line cut short by a killed driver is sealed
+with a newline before the next record, so it never swallows it; reading skips
+such a line (and anything else that is not a record) with a one-line warning
+naming file:line, and its trial counts as not done, so a resumed sweep runs it
+again. A trial whose key has a terminal record (ok, diverged, or failed after
+its retries) is skipped on the next run; `--retry-failed` reruns the failed ones.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -18,6 +23,24 @@ from filelock import FileLock
 
 log = logging.getLogger(__name__)
 TERMINAL = ("ok", "diverged", "failed")
+KEY_RE = re.compile(r"[0-9a-f]{16}")
+
+
+def parse_line(line: str, where: str) -> dict | None:
+    """A record from one line, or None (with a warning naming `where`) when the line is not one."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError:
+        log.warning("%s: skipping an unreadable line (a write cut short?); its trial counts as not done", where)
+        return None
+    if not isinstance(rec, dict) or rec.get("status") not in TERMINAL or not isinstance(rec.get("config"), dict):
+        log.warning("%s: skipping a line that is not a trial record (no status or config)", where)
+        return None
+    key = rec.get("trial_key")
+    if not isinstance(key, str) or not KEY_RE.fullmatch(key):  # keys become folder names: checked first
+        log.warning("%s: skipping a record whose trial_key %r is not a trial key (16 hex digits)", where, key)
+        return None
+    return rec
 
 
 class ResultsStore:
@@ -25,6 +48,7 @@ class ResultsStore:
         self.dir = Path(run_dir).resolve()
         self.path = self.dir / "results.jsonl"
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._status: dict[str, str] | None = None  # trial key -> status of its latest record, read once
 
     @property
     def _lock(self) -> FileLock:
@@ -32,41 +56,53 @@ class ResultsStore:
         return FileLock(str(self.path) + ".lock")
 
     def records(self) -> list[dict]:
-        """Every complete record, last one per trial key wins (a retried failure is replaced)."""
-        if not self.path.exists():
-            return []
+        """Every readable record, the last one per trial key (a retried failure is replaced)."""
         by_key: dict[str, dict] = {}
-        with self.path.open() as f:
-            for n, line in enumerate(f, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:  # a torn last line from a crash: ignore it
-                    log.warning("%s:%d: skipping an unreadable line", self.path, n)
-                    continue
-                by_key[rec["trial_key"]] = rec
+        if self.path.exists():
+            with self.path.open(encoding="utf-8", errors="replace") as f:
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        rec = parse_line(line, f"{self.path}:{n}")
+                        if rec is not None:
+                            by_key[rec["trial_key"]] = rec
+        self._status = {k: r["status"] for k, r in by_key.items()}
         return list(by_key.values())
+
+    def statuses(self) -> dict[str, str]:
+        if self._status is None:
+            self.records()
+        return self._status
 
     def done_keys(self, retry_failed: bool = False) -> set[str]:
         skip = ("ok", "diverged") if retry_failed else TERMINAL
-        return {r["trial_key"] for r in self.records() if r.get("status") in skip}
+        return {k for k, s in self.statuses().items() if s in skip}
 
     def append(self, record: dict) -> bool:
-        """Append one record unless its key already has one with the same status; True if written."""
-        line = json.dumps(record, allow_nan=False, default=str)
+        """Append one record unless its key already has one with the same status (a failed one may be
+        replaced by a later success); True if written. Raises ValueError for a record that is not one."""
+        key, status = record.get("trial_key"), record.get("status")
+        if not isinstance(key, str) or not KEY_RE.fullmatch(key) or status not in TERMINAL:
+            raise ValueError(f"not a trial record: trial_key={key!r}, status={status!r}")
+        line = (json.dumps(record, allow_nan=False, default=str) + "\n").encode()
+        known = self.statuses().get(key)
+        if known is not None and (known != "failed" or status == "failed"):
+            return False
         with self._lock:
-            for r in self.records():
-                if r["trial_key"] == record["trial_key"] and (r["status"] != "failed" or record["status"] == "failed"):
-                    return False
-            with self.path.open("a") as f:
-                f.write(line + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    os.write(fd, b"\n")  # seal a line a killed driver left half-written
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._status[key] = status
         return True
 
     def trial_dir(self, key: str) -> Path:
+        if not KEY_RE.fullmatch(key):
+            raise ValueError(f"not a trial key: {key!r}")
         return self.dir / "trials" / key
 
     def run_uid(self) -> str:

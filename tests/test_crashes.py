@@ -1,0 +1,144 @@
+"""What a crash leaves behind never aborts a sweep, loses a record or duplicates one.
+
+A driver killed halfway through writing a record, a worker process killed
+mid-trial, and an exception in the record-writing path, each on a real local
+Ray cluster (one per module) with W&B offline.
+"""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.store import ResultsStore
+from sweep_helpers import kill_session, write_sweep
+
+pytestmark = pytest.mark.slow
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    from orchestrator.runner import SweepOptions, start_ray
+
+    os.environ["WANDB_MODE"] = "offline"
+    start_ray(SweepOptions())
+    yield
+    ray.shutdown()
+
+
+def _sweep(path, runs, *extra):
+    return main(["sweep", str(path), "--profile", "cpu", "--runs-dir", str(runs), "--no-live", *extra])
+
+
+def _parsed_lines(run_dir: Path) -> list:
+    """Every line of results.jsonl: a record, or None where it is not valid JSON."""
+    out = []
+    for line in (run_dir / "results.jsonl").read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            out.append(None)
+    return out
+
+
+def test_a_driver_killed_mid_append_resumes_with_one_record_per_trial(ray_session, tmp_path, caplog):
+    path = write_sweep(tmp_path, "torn", seeds=(0, 1))
+    runs = tmp_path / "runs"
+    run_dir = runs / "torn" / "cpu"
+    env = dict(os.environ, WANDB_MODE="offline", PYTHONPATH=f"{HERE.parent}{os.pathsep}{HERE}")
+    argv = [sys.executable, str(HERE / "kill_mid_append.py"), "2", "--", "sweep", str(path), "--profile", "cpu",
+            "--runs-dir", str(runs), "--no-live"]
+    with open(tmp_path / "driver.log", "w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
+    try:
+        assert proc.wait(timeout=300) == -signal.SIGKILL, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        kill_session(proc.pid)  # its embedded cluster and workers
+    lines = _parsed_lines(run_dir)
+    assert len(lines) == 2 and lines[0] is not None and lines[1] is None  # one record, then half of one
+    assert not (run_dir / "results.jsonl").read_bytes().endswith(b"\n")
+
+    with caplog.at_level(logging.WARNING, logger="orchestrator.store"):
+        assert _sweep(path, runs) == 0
+    assert any(f"results.jsonl:2: skipping an unreadable line" in m for m in caplog.messages)
+    records = [r for r in _parsed_lines(run_dir) if r is not None]
+    keys = [r["trial_key"] for r in records]
+    assert len(keys) == 4 and len(set(keys)) == 4 and all(r["status"] == "ok" for r in records)
+    assert len(ResultsStore(run_dir).records()) == 4
+
+
+def _kill_a_running_trial(stop: threading.Event, killed: list) -> None:
+    """SIGKILL the first Ray worker seen running a trial for half a second (its `train` call)."""
+    seen: dict[int, float] = {}
+    while not stop.is_set() and not killed:
+        for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if title.startswith(b"ray::ImplicitFunc.train"):
+                first = seen.setdefault(pid, time.time())
+                if time.time() - first > 0.5:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+        time.sleep(0.1)
+
+
+def test_a_worker_killed_mid_trial_fails_that_trial_alone_and_resume_reruns_it(ray_session, tmp_path):
+    long_trials = "  - staged.iters_per_stage: [250]\n    staged.variant: [staged, baseline]"
+    path = write_sweep(tmp_path, "workerkill", seeds=(0, 1), extra=long_trials)
+    runs = tmp_path / "runs"
+    run_dir = runs / "workerkill" / "cpu"
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_a_running_trial, args=(stop, killed), daemon=True)
+    killer.start()
+    try:
+        code = _sweep(path, runs, "--max-failures", "0")  # no retry: the killed trial is recorded failed
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no trial was running to kill"
+    records = ResultsStore(run_dir).records()
+    failed = [r for r in records if r["status"] == "failed"]
+    assert code == 1 and len(records) == 8 and len(failed) == 1
+    assert all(r["status"] == "ok" and (run_dir / "trials" / r["trial_key"] / "curves.json").exists()
+               for r in records if r is not failed[0])
+    # --retry-failed reruns just that trial; with a retry allowed, a kill is survived.
+    assert _sweep(path, runs, "--retry-failed") == 0
+    again = ResultsStore(run_dir).records()
+    assert len(again) == 8 and all(r["status"] == "ok" for r in again)
+    assert {r["trial_key"] for r in again} == {r["trial_key"] for r in records}
+    lines = _parsed_lines(run_dir)
+    assert len(lines) == 9 and sum(r["trial_key"] == failed[0]["trial_key"] for r in lines) == 2
+
+
+def test_an_exception_writing_a_record_does_not_stop_the_sweep(ray_session, tmp_path, monkeypatch, capsys):
+    path = write_sweep(tmp_path, "flaky", seeds=(0, 1))
+    runs = tmp_path / "runs"
+    original, calls = ResultsStore.append, []
+
+    def flaky(self, record):
+        calls.append(record["trial_key"])
+        if len(calls) == 1:
+            raise OSError("disk full, for a moment")
+        return original(self, record)
+
+    monkeypatch.setattr(ResultsStore, "append", flaky)
+    assert _sweep(path, runs) == 0
+    records = ResultsStore(runs / "flaky" / "cpu").records()
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    assert calls[0] in {r["trial_key"] for r in records}  # written after fit(), from the trial's final result
+    assert calls.count(calls[0]) == 2
+    assert "1 records written after the trials" in capsys.readouterr().out
