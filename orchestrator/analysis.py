@@ -104,10 +104,19 @@ def short(v) -> str:
     return "null" if v is None else str(v)
 
 
+FLOOR = "FLOOR: an unconditional sample scored against an unrelated test image"
+
+
+def floor_record(r: dict) -> bool:
+    """start=noise (seed 004's "without DIP"): its PSNR compares a sample with an image it never saw."""
+    return ((r.get("config") or {}).get("hybrid") or {}).get("start") == "noise"
+
+
 def cell_label(r: dict) -> str:
     cell = r.get("cell") or {}
     label = ", ".join(f"{k.split('.')[-1]}={short(v)}" for k, v in cell.items()) or "base"
-    return label + (f" [{ORACLE}: clean targets]" if oracle_record(r) else "")
+    return label + (f" [{ORACLE}: clean targets]" if oracle_record(r) else "") + (f" [{FLOOR}]" if floor_record(r)
+                                                                                   else "")
 
 
 def samples(r: dict, name: str) -> list:
@@ -382,7 +391,8 @@ def early_stopping_table(cells: list[Cell]) -> Tab:
     return tab
 
 
-COST_PARTS = {"staged": ("dip_s", "ms_per_iter"), "hybrid": ("train_s", "dip_s", "sample_s")}
+COST_PARTS = {"staged": ("dip_s", "ms_per_iter", "ref_s"),
+              "hybrid": ("train_s", "ddpm_fit_s", "train_data_s", "dip_s", "sample_s", "ref_s")}
 
 
 def cost_table(cells: list[Cell], method: str, headline: str) -> Tab:

@@ -78,7 +78,7 @@ def grid_columns(section: Section) -> list[tuple[str, dict, str, str]]:
         return []
     cols = [("clean", dip, "clean", ""), ("observation y", dip, "observation", "psnr_observation"),
             ("NL-means", dip, "nlm", "psnr_nlm"), ("DIP alone", dip, "dip", "psnr_dip")]
-    for start, title in (("noise", "DDPM from noise"), ("observation", "DDPM from y"), ("dip", "DDPM from DIP")):
+    for start, title in (("noise", "DDPM from noise (floor: unrelated sample)"), ("observation", "DDPM from y"), ("dip", "DDPM from DIP")):
         rec = next((r for r in by_start.get(start, []) if r.get("seed") == dip.get("seed")), None)
         if rec is not None:
             cols.append((title, rec, "hybrid", "psnr"))
