@@ -27,7 +27,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dipddpm.config import nested, resolve  # noqa: E402
+from dipddpm.config import nested
+from dipddpm.trial import resolve  # noqa: E402
 from dipddpm.degradation import noise_level, observe, schedule_of  # noqa: E402
 from dipddpm.images import TEST_IMAGES, TRAIN_IMAGES, load_image  # noqa: E402
 from dipddpm.loop import DipFitter  # noqa: E402

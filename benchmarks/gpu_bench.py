@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from dipddpm.config import nested, resolve
+from dipddpm.config import nested
+from dipddpm.trial import resolve
 
 VARIANTS = (("fp32", False), ("bf16", False), ("fp32", True), ("bf16", True))
 # Tiny sizes for the CPU smoke run (the gpu profile's own sizes otherwise).

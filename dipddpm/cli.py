@@ -64,7 +64,7 @@ def load_config_file(path: str) -> tuple[dict, str | None]:
 
 def resolve_cli(args) -> tuple[object, str, object]:
     """The trial config, its profile and its images (read and checked here, once) the arguments describe."""
-    from .config import resolve
+    from .trial import resolve
     from .images import images_for
 
     layers, file_profile = [], None

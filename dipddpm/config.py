@@ -1,5 +1,9 @@
 """Trial configuration: one frozen dataclass per concern, layers, canonical form, key.
 
+The bottom of the science package: it knows the fields, not the methods. `compose`
+builds a typed, canonical config from layers; `dipddpm.trial.resolve` adds the
+checks that need a method (validate.py).
+
 Precedence, lowest first (DESIGN §5): documented defaults -> built-in profile
 (cpu | gpu) -> sweep base / --config file -> sweep profile -> grid cell /
 --set -> seed. Either/or groups: a layer that sets one member replaces the whole
@@ -227,8 +231,9 @@ def _deep_update(dst: dict, src: dict) -> None:
             dst[key] = copy.deepcopy(value)
 
 
-def resolve(layers: list[tuple[str, dict]], profile: str | None = None) -> "TrialConfig":
-    """Defaults -> profile -> each (name, nested layer) in order; validated and canonical."""
+def compose(layers: list[tuple[str, dict]], profile: str | None = None) -> "TrialConfig":
+    """Defaults -> profile -> each (name, nested layer) in order: typed, range-checked and canonical.
+    The checks that need a method's knowledge (ladders, start steps) come after: `dipddpm.trial.resolve`."""
     merged = to_dict(TrialConfig())
     if profile is not None:
         if profile not in PROFILE_LAYERS:
@@ -243,9 +248,7 @@ def resolve(layers: list[tuple[str, dict]], profile: str | None = None) -> "Tria
 
 
 def canonical(cfg: TrialConfig) -> TrialConfig:
-    """Null the fields that do not apply, so equal trials hash equal (DESIGN §5); validate combinations."""
-    from .validate import check_trial  # needs the schedule; kept out of import time
-
+    """Null the fields that do not apply, so equal trials hash equal (DESIGN §5)."""
     data = cfg.data if cfg.data.root else dataclasses.replace(cfg.data, glob=None)
     cfg = dataclasses.replace(cfg, data=data)
     if cfg.method == "staged":
@@ -253,7 +256,6 @@ def canonical(cfg: TrialConfig) -> TrialConfig:
                                   hybrid=None, dip=cfg.dip or DipConfig(), es=cfg.es or EsConfig())
     else:
         cfg = _canonical_hybrid(dataclasses.replace(cfg, staged=None))
-    check_trial(cfg)
     return cfg
 
 

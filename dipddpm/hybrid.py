@@ -25,8 +25,10 @@ from .degradation import NoiseLevel, Observation, noise_level, observe, schedule
 from .ddpm import build_unet, planned_steps, train_ddpm
 from .diffusion import Schedule, q_sample, to_signed
 from .early_stopping import WmvDetector
+from .errors import ConfigError
 from .images import ImageData, distinct_crops
 from .loop import DipFitter, check_finite
+from .metrics import estimate
 from .record import code_version
 from .reporting import Reporter
 from .rng import torch_generator
@@ -35,7 +37,6 @@ from .schema import to_dict
 from .scoring import reference_scores, scores
 from .staged import ImageRun
 from .trainset import training_crops
-from .metrics import estimate
 
 NOISE_FLOOR_DDIM_STEPS = 20
 TRAIN_DIP_GROUP = 16  # training crops fitted at once by one grouped DIP
@@ -230,3 +231,32 @@ def _noise_floor(obs, cfg, model, model_fields, schedule, device, cache, code):
 
     entry = cache.get_or_make("noise_floor", cache_key("noise_floor", fields, cfg.seed, code), make, fields)
     return entry.value["x"], entry.value["calls"], entry.cost_s, entry.hit
+
+
+# ---- config checks that need this method's knowledge ---------------------------------------
+
+def check(cfg, schedule: Schedule, level: NoiseLevel) -> None:
+    """The hybrid method's own config checks (one-line ConfigErrors naming the key)."""
+    dd, hy = cfg.ddpm, cfg.hybrid
+    for i, c in enumerate(dd.channels):
+        if c % dd.norm_groups:
+            raise ConfigError(f"ddpm.norm_groups: expected a divisor of every ddpm.channels entry, "
+                              f"got {dd.norm_groups} (channels[{i}] = {c})")
+    for i, lv in enumerate(dd.attention_levels):
+        if lv >= len(dd.channels):
+            raise ConfigError(f"ddpm.attention_levels[{i}]: expected a level < {len(dd.channels)}, got {lv}")
+    factor = 2 ** (len(dd.channels) - 1)
+    for key, px in (("ddpm.crop", dd.crop), ("data.size", cfg.data.size)):
+        if px % factor:
+            raise ConfigError(f"{key}: expected a multiple of {factor} (the UNet halves it "
+                              f"{len(dd.channels) - 1} times), got {px}")
+    if dd.crop > cfg.data.size:
+        raise ConfigError(f"ddpm.crop: expected at most data.size={cfg.data.size}, got {dd.crop}")
+    if dd.t_max is not None and dd.t_max >= schedule.num_train_timesteps:
+        raise ConfigError(f"ddpm.t_max: expected a step < {schedule.num_train_timesteps}, got {dd.t_max}")
+    t_start = start_step(cfg, schedule, level)
+    if dd.t_max is not None and t_start > dd.t_max:
+        raise ConfigError(f"ddpm.t_max: expected >= the start step {t_start} of start={hy.start} "
+                          f"(the model must be trained there), got {dd.t_max}")
+    if hy.dip_stop == "wmv" and cfg.es.patience >= hy.dip_iters:
+        raise ConfigError(f"es.patience: expected fewer than hybrid.dip_iters={hy.dip_iters}, got {cfg.es.patience}")

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .degradation import Observation, schedule_of
+from .degradation import NoiseLevel, Observation, schedule_of
 from .diffusion import Schedule, q_sample_from, shown_to_dip, to_signed
 from .early_stopping import PeakTracker, WmvDetector
+from .errors import ConfigError
 from .ladder import ladder_steps
 from .loop import DipFitter, Diverged, check_finite, psnr_db
 from .rng import torch_generator
@@ -140,3 +141,20 @@ def _curves(peak, wmv, ev, boundaries, stages, n) -> dict:
         "stage_boundaries": boundaries,
         "stage_steps": [s.step for s in stages],
     }
+
+
+# ---- config checks that need this method's knowledge ---------------------------------------
+
+def check(cfg, schedule: Schedule, level: NoiseLevel) -> None:
+    """The staged method's own config checks (one-line ConfigErrors naming the key)."""
+    st, es = cfg.staged, cfg.es
+    if st.variant == "staged":
+        ladder_steps(st, schedule, level)
+    total = st.stages * st.iters_per_stage
+    if es.window >= total:
+        raise ConfigError(f"es.window: expected fewer than the run's {total} iterations, got {es.window}")
+    if es.patience >= total:
+        raise ConfigError(f"es.patience: expected fewer than the run's {total} iterations, got {es.patience}")
+    if st.variant == "staged" and st.stage_switch == "wmv" and es.patience >= st.iters_per_stage:
+        raise ConfigError(f"es.patience: expected fewer than staged.iters_per_stage={st.iters_per_stage} "
+                          f"with stage_switch=wmv, got {es.patience}")

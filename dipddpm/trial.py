@@ -31,6 +31,17 @@ class TrialResult:
     device: str = "cpu"
 
 
+def resolve(layers: list[tuple[str, dict]], profile: str | None = None):
+    """A validated trial config: defaults -> profile -> each (name, nested layer), canonical, with every
+    check, the methods' own included. Raises ConfigError (one line, naming the key)."""
+    from .config import compose
+    from .validate import check_trial
+
+    cfg = compose(layers, profile)
+    check_trial(cfg)
+    return cfg
+
+
 def pick_device(requested: str | None = None) -> torch.device:
     if requested:
         return torch.device(requested)

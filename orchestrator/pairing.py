@@ -16,7 +16,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 
-from dipddpm.config import EITHER_OR, config_dict, nested, resolve, trial_key
+from dipddpm.config import EITHER_OR, config_dict, nested, trial_key
+from dipddpm.trial import resolve
 from dipddpm.errors import ConfigError
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dipddpm.config import TrialConfig, config_dict, nested, resolve, trial_key
+from dipddpm.config import TrialConfig, config_dict, nested, trial_key
+from dipddpm.trial import resolve
 from dipddpm.errors import ConfigError
 from dipddpm.images import ImageSet, images_for
 from dipddpm.metrics import check_metric_name

@@ -46,7 +46,8 @@ def run_trial(params: dict, ctx: dict, payloads: dict, hub) -> None:
     import torch
     from ray import tune
 
-    from dipddpm.config import resolve, trial_key
+    from dipddpm.config import trial_key
+    from dipddpm.trial import resolve
     from dipddpm.errors import ConfigError
     from dipddpm.record import versions
 

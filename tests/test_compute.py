@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from dipddpm import trial
-from dipddpm.config import ComputeConfig, nested, resolve, trial_key
+from dipddpm.config import ComputeConfig, nested, trial_key
+from dipddpm.trial import resolve
 from dipddpm.errors import ConfigError
 from dipddpm.loop import DipFitter, FlatAdam
 

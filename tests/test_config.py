@@ -1,6 +1,7 @@
 import pytest
 
-from dipddpm.config import nested, resolve, trial_key
+from dipddpm.config import nested, trial_key
+from dipddpm.trial import resolve
 from dipddpm.errors import ConfigError
 from dipddpm.yamlio import loads
 

@@ -107,7 +107,7 @@ def test_the_calibration_never_sees_a_test_photo_of_any_sweep():
     data = json.loads((Path(cal.__file__).parent / "es_calibration.json").read_text())
     assert {r["photo"] for r in data["runs"] if r["role"] == "calibration"} == set(cal.CALIBRATION)
     assert not {r["photo"] for r in data["runs"] if r["role"] == "calibration"} & test_images
-    from dipddpm.config import resolve
+    from dipddpm.trial import resolve
 
     cpu = resolve([], "cpu")
     assert (cpu.es.window, cpu.es.patience) == (data["chosen"]["window"], data["chosen"]["patience"])

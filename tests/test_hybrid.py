@@ -10,7 +10,8 @@ from diffusers import DDPMScheduler
 
 from dipddpm import hybrid
 from dipddpm.cache import ArtefactCache, cache_key
-from dipddpm.config import nested, resolve
+from dipddpm.config import nested
+from dipddpm.trial import resolve
 from dipddpm.ddpm import train_ddpm
 from dipddpm.diffusion import Schedule
 from dipddpm.errors import ConfigError

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from dipddpm import trial
-from dipddpm.config import nested, resolve, trial_key
+from dipddpm.config import nested, trial_key
+from dipddpm.trial import resolve
 from dipddpm.errors import ConfigError
 from dipddpm.images import decode, images_for, resolve_images
 from conftest import TINY

@@ -6,7 +6,8 @@ import statistics
 import pytest
 from scipy import stats as st
 
-from dipddpm.config import config_dict, resolve, trial_key
+from dipddpm.config import config_dict, trial_key
+from dipddpm.trial import resolve
 from orchestrator.analysis import ORACLE
 from orchestrator.cli import main
 from orchestrator.report import build_report

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from dipddpm import trial
-from dipddpm.config import nested, resolve
+from dipddpm.config import nested
+from dipddpm.trial import resolve
 from dipddpm.degradation import noise_level, observe, schedule_of
 from dipddpm.images import TEST_IMAGES, TRAIN_IMAGES, load_image
 from dipddpm.staged import stage_targets

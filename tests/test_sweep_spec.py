@@ -66,7 +66,7 @@ def test_both_sweeps_repeat_each_seeds_experiment_as_written(profile):
 
 
 def test_the_gpu_pool_offers_a_thousand_distinct_crops_and_more_is_an_error():
-    from dipddpm.config import resolve
+    from dipddpm.trial import resolve
     from dipddpm.errors import ConfigError
     from dipddpm.images import distinct_crops, images_for
 
