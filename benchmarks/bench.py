@@ -194,8 +194,8 @@ class BarePool:
 
 def our_sweep(layer: dict, seeds: list[int], runs: Path, name: str, wandb_mode: str) -> dict:
     """Our sweep, 2 trials at a time; the trial phase (to the last record) and the closing report apart."""
-    from orchestrator.runner import SweepOptions
-    from orchestrator.spec import parse_spec
+    from orchestrator.sweep.runner import SweepOptions
+    from orchestrator.sweep.spec import parse_spec
     from timed_sweep import timed_sweep
 
     os.environ["WANDB_MODE"] = wandb_mode
@@ -260,7 +260,7 @@ def orchestration(trial_s: float) -> dict:
     reference over the run lets the drift hit both sides alike. Ratio = reference / sweep."""
     import ray
 
-    from orchestrator.runner import SweepOptions, start_ray
+    from orchestrator.sweep.runner import SweepOptions, start_ray
 
     seeds, conc = list(range(8)), 2
     size = trial_iters(trial_s)
@@ -303,11 +303,11 @@ def cache(train_steps: int) -> dict:
     them alone); the trial phase (to the last record) and the closing report are measured apart."""
     import ray
 
-    import orchestrator.html_report  # noqa: F401  first-use imports, outside the timing
-    import orchestrator.plots  # noqa: F401
+    import orchestrator.report.html_report  # noqa: F401  first-use imports, outside the timing
+    import orchestrator.report.plots  # noqa: F401
     import ray.tune  # noqa: F401
-    from orchestrator.runner import SweepOptions, start_ray
-    from orchestrator.spec import parse_spec
+    from orchestrator.sweep.runner import SweepOptions, start_ray
+    from orchestrator.sweep.spec import parse_spec
     from timed_sweep import timed_sweep
 
     os.environ["WANDB_MODE"] = "disabled"

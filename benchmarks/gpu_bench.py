@@ -116,8 +116,8 @@ def precision_table(device: torch.device, smoke: bool) -> list[dict]:
 
 def trials_per_gpu(smoke: bool, runs: Path) -> list[dict]:
     """8 short staged trials as one sweep per sharing level; wall time of the trial phase."""
-    from orchestrator.runner import SweepOptions
-    from orchestrator.spec import parse_spec
+    from orchestrator.sweep.runner import SweepOptions
+    from orchestrator.sweep.spec import parse_spec
     from timed_sweep import timed_sweep
 
     per_stage = 5 if smoke else 60
@@ -142,7 +142,7 @@ def gpu(smoke: bool = False) -> dict:
                                              "trials per GPU (1, 2, 4) not measured"}
     import ray
 
-    from orchestrator.runner import SweepOptions, start_ray, worker_env
+    from orchestrator.sweep.runner import SweepOptions, start_ray, worker_env
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     out = {"measured": not smoke, "smoke": smoke,

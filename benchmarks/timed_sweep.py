@@ -12,7 +12,7 @@ def timed_sweep(spec, opts) -> dict:
     """{trials_s, report_s, total_s, run_dir}, seconds from the call."""
     from rich.console import Console
 
-    from orchestrator.runner import run_sweep
+    from orchestrator.sweep.runner import run_sweep
 
     with open(os.devnull, "w") as sink:
         t0 = time.time()

@@ -12,7 +12,7 @@ import sys
 
 from dipddpm.errors import ConfigError
 
-from .report import FORMATS
+from .report.build import FORMATS
 
 EXIT_USAGE = 2
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _report(args)
         if args.command == "publish":
-            from .publish import publish
+            from .report.publish import publish
 
             return publish(args)
         return _sweep(args)
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 def _sweep(args) -> int:
     from rich.console import Console
 
-    from .spec import MAX_TRIALS, expand, load_spec
+    from .sweep.spec import MAX_TRIALS, expand, load_spec
 
     for flag, value, low in (("--max-concurrent", args.max_concurrent, 1), ("--max-failures", args.max_failures, 0),
                              ("--max-trials", args.max_trials, 1)):
@@ -98,7 +98,7 @@ def _sweep(args) -> int:
     writable_dir(args.runs_dir, "--runs-dir")
     if args.cache_dir and not args.no_cache:
         writable_dir(args.cache_dir, "--cache-dir")
-    from .runner import SweepOptions, run_sweep
+    from .sweep.runner import SweepOptions, run_sweep
 
     opts = SweepOptions(profile=args.profile, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
                         use_cache=not args.no_cache, address=args.address, max_concurrent=args.max_concurrent,
@@ -121,7 +121,7 @@ def _report(args) -> int:
 
     from rich.console import Console
 
-    from .report import build_report, print_tables, render, write_files
+    from .report.build import build_report, print_tables, render, write_files
 
     report = build_report(args.run_dir, metric=args.metric)
     console = Console(width=None if sys.stdout.isatty() else 200)

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from orchestrator import store
+from orchestrator.common import store
 from orchestrator.cli import main
 
 stop_at = int(sys.argv[1])

@@ -201,14 +201,14 @@ RESULTS = [
 
 @pytest.mark.parametrize("case,damage,bad_line", RESULTS, ids=[r[0] for r in RESULTS])
 def test_a_damaged_results_file_warns_and_reports_the_whole_records(case, damage, bad_line, tmp_path, caplog):
-    from orchestrator.report import build_report
+    from orchestrator.report.build import build_report
 
     run = tmp_path / "synthetic" / "cpu"
     run.mkdir(parents=True)
     lines = _record_lines(tmp_path)
     text = damage(lines)
     (run / "results.jsonl").write_bytes(text.encode("utf-8", errors="surrogateescape"))
-    with caplog.at_level(logging.WARNING, logger="orchestrator.store"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.common.store"):
         report = build_report(run)
     assert any(f"results.jsonl:{bad_line}: skipping" in m for m in caplog.messages), caplog.messages
     whole = 3 if case == "torn-line-glued" else 4

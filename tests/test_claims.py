@@ -8,9 +8,10 @@ import pytest
 from scipy import stats as st
 
 from dipddpm.errors import ConfigError
-from orchestrator.claims import CONTRADICTED, SUPPORTED, UNDECIDED, parse_claims, save
+from orchestrator.common.claims import parse_claims, save
+from orchestrator.report.claims import CONTRADICTED, SUPPORTED, UNDECIDED
 from orchestrator.cli import main
-from orchestrator.report import build_report
+from orchestrator.report.build import build_report
 from test_report import DELTA, IMAGES, SEEDS, run_dir  # noqa: F401  (the fixture)
 
 CLAIMS = [

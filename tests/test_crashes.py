@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.store import ResultsStore
+from orchestrator.common.store import ResultsStore
 from sweep_helpers import kill_session, write_sweep
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 def ray_session():
     import ray
 
-    from orchestrator.runner import SweepOptions, start_ray
+    from orchestrator.sweep.runner import SweepOptions, start_ray
 
     os.environ["WANDB_MODE"] = "offline"
     start_ray(SweepOptions())
@@ -69,7 +69,7 @@ def test_a_driver_killed_mid_append_resumes_with_one_record_per_trial(ray_sessio
     assert len(lines) == 2 and lines[0] is not None and lines[1] is None  # one record, then half of one
     assert not (run_dir / "results.jsonl").read_bytes().endswith(b"\n")
 
-    with caplog.at_level(logging.WARNING, logger="orchestrator.store"):
+    with caplog.at_level(logging.WARNING, logger="orchestrator.common.store"):
         assert _sweep(path, runs) == 0
     assert any(f"results.jsonl:2: skipping an unreadable line" in m for m in caplog.messages)
     records = [r for r in _parsed_lines(run_dir) if r is not None]

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from dipddpm.cache import ArtefactCache, Entry, dumps, loads
-from orchestrator import hub as hub_mod
-from orchestrator.hub import SweepHub, check_key, install_tree
+from orchestrator.sweep import hub as hub_mod
+from orchestrator.sweep.hub import SweepHub, check_key, install_tree
 
 
 def _run(coro):
@@ -94,7 +94,7 @@ def test_a_poisoned_cache_entry_is_refused_and_made_again(tmp_path):
 
 
 def test_wandb_run_ids_are_unique_per_sweep_profile_and_run_folder():
-    from orchestrator.wandb_log import run_id
+    from orchestrator.common.wandb_runs import run_id
 
     key = "0123456789abcdef"
     ids = {run_id("staged", "cpu", "u1", key), run_id("other", "cpu", "u1", key),
@@ -106,7 +106,7 @@ def test_wandb_run_ids_are_unique_per_sweep_profile_and_run_folder():
 def test_no_api_key_reaches_the_workers(monkeypatch):
     import ray
 
-    from orchestrator.runner import SweepOptions, start_ray
+    from orchestrator.sweep.runner import SweepOptions, start_ray
 
     seen = {}
 
@@ -127,7 +127,7 @@ def test_no_api_key_reaches_the_workers(monkeypatch):
 
 def test_a_node_with_other_code_is_named_with_the_fix():
     from dipddpm.errors import ConfigError
-    from orchestrator.cluster import check_code, code_fingerprint
+    from orchestrator.sweep.cluster import check_code, code_fingerprint
 
     check_code(code_fingerprint())
     with pytest.raises(ConfigError, match=r"^node .*: this package's code is [0-9a-f]{12}, the driver's is "

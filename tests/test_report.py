@@ -8,11 +8,11 @@ from scipy import stats as st
 
 from dipddpm.config import config_dict, trial_key
 from dipddpm.trial import resolve
-from orchestrator.analysis import ORACLE
+from orchestrator.report.analysis import ORACLE
 from orchestrator.cli import main
-from orchestrator.report import build_report
-from orchestrator.spec import cell_key_of
-from orchestrator.store import ResultsStore
+from orchestrator.report.build import build_report
+from orchestrator.sweep.spec import cell_key_of
+from orchestrator.common.store import ResultsStore
 
 IMAGES = ("astronaut", "coffee")
 SEEDS = (0, 1, 2)
@@ -167,7 +167,7 @@ def test_oracle_metric_cannot_rank(run_dir, capsys):
 
 
 def test_publish_dry_run_spec_names_every_table_and_panel(run_dir):
-    from orchestrator.publish import spec_objects
+    from orchestrator.report.publish import spec_objects
 
     assert main(["publish", str(run_dir), "--dry-run", "--project", "p"]) == 0
     spec = json.loads((run_dir / "wandb_report_spec.json").read_text())

@@ -5,7 +5,7 @@ import math
 import pytest
 from scipy import stats as st
 
-from orchestrator.stats import mean_ci, paired
+from orchestrator.report.stats import mean_ci, paired
 
 
 def test_mean_ci_matches_the_t_interval_by_hand():

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def ray_session():
     import ray
 
-    from orchestrator.runner import SweepOptions, start_ray
+    from orchestrator.sweep.runner import SweepOptions, start_ray
 
     os.environ["WANDB_MODE"] = "offline"
     start_ray(SweepOptions())

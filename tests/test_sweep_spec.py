@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.spec import expand, parse_spec
+from orchestrator.sweep.spec import expand, parse_spec
 
 SWEEPS = sorted(Path(__file__).resolve().parent.parent.joinpath("sweeps").glob("*.yaml"))
 
@@ -148,7 +148,7 @@ def test_broken_sweeps_exit_2_with_one_line_naming_the_key(text, key, tmp_path, 
 
 def test_hybrid_trials_are_ordered_so_early_trials_train_different_models():
     from dipddpm.hybrid import ddpm_fields
-    from orchestrator.runner import interleave_by_artefact
+    from orchestrator.sweep.runner import interleave_by_artefact
 
     trials, _ = expand(parse_spec(_load("hybrid.yaml"), "hybrid.yaml"), "cpu")
     ordered = interleave_by_artefact(trials)
@@ -159,7 +159,7 @@ def test_hybrid_trials_are_ordered_so_early_trials_train_different_models():
 
 
 def test_each_models_trials_run_longest_sampling_first():
-    from orchestrator.runner import after_training_cost, interleave_by_artefact
+    from orchestrator.sweep.runner import after_training_cost, interleave_by_artefact
 
     spec = parse_spec({"name": "lpt", "method": "hybrid", "base": {"hybrid": {"start": "observation"}},
                        "grid": {"diffusion.beta_schedule": ["linear", "squaredcos_cap_v2"],

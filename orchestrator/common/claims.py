@@ -1,4 +1,5 @@
-"""Claims (DESIGN §12): hypotheses a sweep file states as data, tested on the pairs the sweep ran.
+"""Claims (DESIGN §12): hypotheses a sweep file states as data (parsed and kept here; tested by
+`orchestrator.report.claims` on the pairs the sweep ran).
 
     claims:
       - text: plain DIP beats staged DIP at lr 0.01 (the seed's clean targets t = 30 -> 5)
@@ -25,12 +26,8 @@ from typing import Any
 
 from dipddpm.errors import ConfigError
 
-from .pairing import Index, flatten, same
-from .stats import Paired, paired
-
 FILE = "claims.json"  # the sweep's claims, kept beside its records so `report` needs no sweep file
 EXPECT = ("greater", "less")
-SUPPORTED, CONTRADICTED, UNDECIDED = "supported", "contradicted", "not distinguishable at this n"
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,7 @@ def _claim(item: Any, where: str, src: str, method: str | None) -> Claim:
         if not isinstance(value, dict) or (arm != "where" and not value):
             raise ConfigError(f"{where}.{arm}: expected a mapping of dotted config key -> value, got {value!r} ({src})")
         arms[arm] = {str(k): v for k, v in value.items()}
-    if set(arms["a"]) != set(arms["b"]) or all(same(arms["a"][k], arms["b"][k]) for k in arms["a"]):
+    if set(arms["a"]) != set(arms["b"]) or all(_same(arms["a"][k], arms["b"][k]) for k in arms["a"]):
         raise ConfigError(f"{where}.b: expected the same keys as {where}.a with other values, got "
                           f"a={arms['a']} b={arms['b']} ({src})")
     metric = item.get("metric")
@@ -108,46 +105,5 @@ def load(run_dir: Path) -> tuple[Claim, ...]:
         raise ConfigError(f"{path}: unreadable claims ({exc}); run the sweep again to rewrite it") from None
 
 
-# ---------------------------------------------------------------- testing a claim
-
-def _selected(record: dict, selector: dict) -> bool:
-    flat, cell = flatten(record["config"]), record.get("cell") or {}
-    return all(same(flat.get(k) if flat.get(k) is not None else cell.get(k), v) for k, v in selector.items())
-
-
-def claim_pairs(claim: Claim, records: list[dict], index: Index) -> list[tuple[dict, dict]]:
-    """(A record, B record) for every ok trial of arm A that `where` admits and that has a B counterpart."""
-    out, seen = [], set()
-    for r in records:
-        if r.get("status") != "ok" or not _selected(r, claim.where) or not _selected(r, claim.a):
-            continue
-        match = index.counterpart(r, claim.b)
-        if match is None or match.also_moved or match.record.get("status") != "ok" or match.record is r:
-            continue
-        if (r["trial_key"], match.record["trial_key"]) not in seen:
-            seen.add((r["trial_key"], match.record["trial_key"]))
-            out.append((r, match.record))
-    return out
-
-
-def verdict(res: Paired | None, expect: str) -> str:
-    if res is None or res.diff.half is None:
-        return UNDECIDED
-    low, high = res.diff.low, res.diff.high
-    if low > 0 or high < 0:
-        return SUPPORTED if (low > 0) == (expect == "greater") else CONTRADICTED
-    return UNDECIDED
-
-
-def evaluate(claim: Claim, records: list[dict], index: Index, headline: str) -> dict:
-    from .analysis import paired_values
-
-    metric = claim.metric or headline
-    pairs = claim_pairs(claim, records, index)
-    xs, ys = [], []
-    for ra, rb in pairs:
-        a, b = paired_values(ra, rb, metric, metric)
-        xs += a
-        ys += b
-    res = paired(xs, ys) if xs else None
-    return {"claim": claim, "metric": metric, "pairs": pairs, "result": res, "verdict": verdict(res, claim.expect)}
+def _same(a, b) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)

@@ -25,13 +25,11 @@ from dipddpm.images import ImageSet, images_for
 from dipddpm.metrics import check_metric_name
 from dipddpm.yamlio import load_file
 
-from .claims import parse_claims
+from ..common.claims import parse_claims
+from ..common.metrics import DEFAULT_METRIC, ORACLE_METRICS
 
 TOP_KEYS = ("name", "method", "metric", "base", "grid", "seeds", "resources", "profiles", "description", "claims")
 PROFILE_KEYS = ("base", "grid", "seeds", "resources")
-# Oracle figures use the clean image: never a ranking a user could reach.
-ORACLE_METRICS = ("psnr_peak", "ssim_peak", "iter_peak", "es_gap_db")
-DEFAULT_METRIC = {"staged": "psnr_es", "hybrid": "psnr"}
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 from dipddpm.config import config_dict
 from dipddpm.errors import ConfigError
 
-from .claims import save as save_claims
+from ..common.claims import save as save_claims
+from ..common.store import ResultsStore, fresh_dir
 from .spec import SweepSpec, Trial, expand, needs_gpu, resources_for
-from .store import ResultsStore, fresh_dir
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ CREDENTIALS = ("WANDB_API_KEY",)
 
 def worker_env() -> dict:
     """The environment every Ray worker gets: W&B's mode for the trials (offline unless off), no credentials."""
-    from .wandb_log import wandb_mode, worker_mode
+    from ..common.wandb_runs import wandb_mode, worker_mode
 
     return {"WANDB_MODE": worker_mode(wandb_mode()), "WANDB_SILENT": "true", "RAY_USAGE_STATS_ENABLED": "0",
             "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
@@ -74,7 +74,7 @@ def start_ray(opts: SweepOptions) -> bool:
 
     if ray.is_initialized():
         return False
-    from .wandb_log import wandb_mode
+    from ..common.wandb_runs import wandb_mode
 
     os.environ["WANDB_MODE"] = wandb_mode()  # decided once: the driver's own runs follow it
     # A W&B service this process started earlier (a notebook's run) must not be inherited by the
@@ -155,8 +155,8 @@ def final_report(spec: SweepSpec, opts: SweepOptions, records: list[dict], run_d
 
     Records are already safe in results.jsonl: a failure here is a warning, never a lost result.
     """
-    from .publish import log_summary_run
-    from .report import build_report, print_tables, write_files
+    from ..report.build import build_report, print_tables, write_files
+    from ..report.publish import log_summary_run
 
     try:
         report = build_report(run_dir, records, spec.metric, spec.mode, spec.claims)
@@ -182,7 +182,8 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) 
     from .hub import start_hub
     from .live import SweepProgress
     from .trainable import run_trial
-    from .wandb_log import OnlineSync, wandb_mode, worker_mode
+    from ..common.wandb_runs import wandb_mode, worker_mode
+    from .wandb_log import OnlineSync
 
     res = resources_for(spec, profile)
     project = opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm"

@@ -16,7 +16,7 @@ import time
 from ray.tune import Callback
 from rich.table import Table
 
-from .store import ResultsStore
+from ..common.store import ResultsStore
 
 log = logging.getLogger(__name__)
 

@@ -23,18 +23,14 @@ from pathlib import Path
 from dipddpm.errors import ConfigError
 from dipddpm.record import atomic_write_text
 
+from ..common.wandb_runs import drop_offline_runs, group_name, summary_run_id, wandb_mode
+from .build import Report, build_report
 from .plots import figure_names
 from .render import flat_columns, flat_rows
-from .report import Report, build_report
-from .wandb_log import drop_offline_runs, group_name, wandb_mode
 
 log = logging.getLogger(__name__)
 SPEC_FILE = "wandb_report_spec.json"
 IMAGE_KINDS = {"staged": ("clean", "observation", "es", "peak"), "hybrid": ("clean", "observation", "dip", "hybrid")}
-
-
-def summary_run_id(sweep: str, profile: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_-]", "-", f"summary-{sweep}-{profile}")[:64]
 
 
 def table_key(method: str, name: str) -> str:

@@ -149,3 +149,13 @@ class Index:
             return None
         found = self.by_key.get(key)
         return None if found is record else found  # a change that does not apply is no comparison
+
+
+def paired_values(ra: dict, rb: dict, ma: str, mb: str) -> tuple[list, list]:
+    """Matched samples: per image when both trials have the metric per image, else the trial values."""
+    pa, pb = ra.get("per_image") or {}, rb.get("per_image") or {}
+    images = [i for i in pa if i in pb and ma in pa[i] and mb in pb[i]]
+    if images:
+        return [pa[i][ma] for i in images], [pb[i][mb] for i in images]
+    a, b = (ra.get("metrics") or {}).get(ma), (rb.get("metrics") or {}).get(mb)
+    return ([a], [b]) if a is not None and b is not None else ([], [])

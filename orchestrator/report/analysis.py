@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from dipddpm.errors import ConfigError
 
-from .pairing import Index, flatten, group_of, same
-from .spec import DEFAULT_METRIC, ORACLE_METRICS
+from ..common.metrics import DEFAULT_METRIC, is_oracle_metric
+from .pairing import Index, flatten, group_of, paired_values, same
 from .stats import Estimate, Paired, mean_ci, paired
 
 ORACLE = "ORACLE"
@@ -75,10 +75,6 @@ QUALITY = {"staged": ("psnr_es", "ssim_es", "psnr_peak", "psnr", "ssim"), "hybri
 
 
 # ---------------------------------------------------------------- records and samples
-
-def is_oracle_metric(name: str) -> bool:
-    return name in ORACLE_METRICS or name.endswith("_peak")
-
 
 def metric_title(name: str) -> str:
     return f"{name} [{ORACLE}]" if is_oracle_metric(name) else name
@@ -260,16 +256,6 @@ def _pairs(index: Index, comp: Comparison, records: list[dict]):
             continue
         seen.add((ra["trial_key"], rb["trial_key"]))
         yield ra, rb, m.also_moved
-
-
-def paired_values(ra: dict, rb: dict, ma: str, mb: str) -> tuple[list, list]:
-    """Matched samples: per image when both trials have the metric per image, else the trial values."""
-    pa, pb = ra.get("per_image") or {}, rb.get("per_image") or {}
-    images = [i for i in pa if i in pb and ma in pa[i] and mb in pb[i]]
-    if images:
-        return [pa[i][ma] for i in images], [pb[i][mb] for i in images]
-    a, b = (ra.get("metrics") or {}).get(ma), (rb.get("metrics") or {}).get(mb)
-    return ([a], [b]) if a is not None and b is not None else ([], [])
 
 
 def _paired_rows(pairs: list, label: str, also: str, metrics, arm_a: Arm, arm_b: Arm, oracle: bool) -> list[list]:

@@ -82,7 +82,8 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
     from dipddpm.record import build_record, trial_files
 
     from .hub import HubCache
-    from .wandb_log import TrialLogger, group_name, run_id
+    from ..common.wandb_runs import group_name, run_id
+    from .wandb_log import TrialLogger
 
     key = spec["key"]
     rid = run_id(ctx["sweep"], ctx["profile"], ctx["run_uid"], key)

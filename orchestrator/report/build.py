@@ -41,7 +41,7 @@ class Report:
 
 
 def load_records(run_dir: str | Path) -> list[dict]:
-    from .store import ResultsStore
+    from ..common.store import ResultsStore
 
     path = Path(run_dir)
     if not (path / "results.jsonl").is_file():
@@ -59,7 +59,7 @@ def load_records(run_dir: str | Path) -> list[dict]:
 def build_report(run_dir: str | Path, records: list[dict] | None = None, metric: str | None = None,
                  mode: str = "max", claims=None) -> Report:
     """`claims`: the sweep's claims (default: those its last run saved beside the records)."""
-    from . import claims as claims_mod
+    from ..common import claims as claims_mod
 
     run_dir = Path(run_dir).resolve()
     records = load_records(run_dir) if records is None else records

@@ -1,0 +1,113 @@
+"""The tree shows the architecture: imports point one way, read from the source (ast), nothing imported.
+
+dipddpm (the science) imports neither ray, wandb nor the orchestrator; in the
+orchestrator, sweep -> report -> common and never back; no package has an
+import circle, counting imports inside functions too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("dipddpm", "orchestrator")
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def imports_of(name: str, path: Path) -> set[str]:
+    """Every module `name` imports, anywhere in it (absolute names; 'a.b.c' also counts as 'a.b')."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    return {name: {m for m in imports_of(name, path) if m in MODULES and m != name} for name, path in MODULES.items()}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_package_has_an_import_circle():
+    assert _cycles(_graph()) == []
+
+
+def test_the_cycle_finder_finds_one():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def _imports_under(prefix: str) -> dict[str, set[str]]:
+    return {name: imports_of(name, path) for name, path in MODULES.items()
+            if name == prefix or name.startswith(prefix + ".")}
+
+
+@pytest.mark.parametrize("importer,forbidden", [
+    ("dipddpm", ("ray", "wandb", "orchestrator")),
+    ("orchestrator.report", ("orchestrator.sweep", "ray")),
+    ("orchestrator.common", ("orchestrator.sweep", "orchestrator.report", "ray")),
+])
+def test_imports_point_one_way(importer, forbidden):
+    bad = {name: sorted(m for m in found if m.split(".")[0] in forbidden or any(m == f or m.startswith(f + ".")
+                                                                              for f in forbidden))
+           for name, found in _imports_under(importer).items()}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+def test_every_orchestrator_module_sits_in_a_layer():
+    loose = [n for n in MODULES if n.startswith("orchestrator.") and n.count(".") == 1
+             and n not in ("orchestrator.cli", "orchestrator.__main__", "orchestrator.sweep", "orchestrator.report",
+                           "orchestrator.common")]
+    assert loose == []
