@@ -39,7 +39,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from dipddpm.config import config_dict  # noqa: E402
 from dipddpm.trial import resolve  # noqa: E402
 
 SECTIONS = ("dip", "eval", "orchestration", "cache", "gpu")

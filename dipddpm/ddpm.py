@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from .compute import as_fp32, autocast, memory_format, prepare
-from .diffusion import Schedule, q_sample, to_signed
+from .diffusion import Schedule, to_signed
 from .rng import derive_seed, torch_generator
 
 

@@ -97,7 +97,7 @@ SWEEP_FILES = [
     ("level-below-one", lambda w: _sweep(GOOD.replace("levels: [2, 1]", "levels: [2, 1, 0.5]"), w),
      "staged.levels[2]: expected a level >= 1"),
     ("net-too-deep", lambda w: _sweep(GOOD.replace("scales: 3", "scales: 5"), w), "dip.scales: expected at most"),
-    ("huge-grid", lambda w: _sweep(GOOD + "grid: {" + ", ".join(f"es.window: [2, 3, 4, 5]" if i == 0 else
+    ("huge-grid", lambda w: _sweep(GOOD + "grid: {" + ", ".join("es.window: [2, 3, 4, 5]" if i == 0 else
                                                                  f"dip.k{i}: [1, 2, 3, 4]" for i in range(10)) + "}\n", w),
      "grid: expected at most 5000 trials"),
     ("bad-claim", lambda w: _sweep(GOOD + "claims: [{text: x, a: {dip.lr: 0.1}, b: {dip.lr: 0.2}, expect: up}]\n", w),

@@ -71,7 +71,7 @@ def test_a_driver_killed_mid_append_resumes_with_one_record_per_trial(ray_sessio
 
     with caplog.at_level(logging.WARNING, logger="orchestrator.common.store"):
         assert _sweep(path, runs) == 0
-    assert any(f"results.jsonl:2: skipping an unreadable line" in m for m in caplog.messages)
+    assert any("results.jsonl:2: skipping an unreadable line" in m for m in caplog.messages)
     records = [r for r in _parsed_lines(run_dir) if r is not None]
     keys = [r["trial_key"] for r in records]
     assert len(keys) == 4 and len(set(keys)) == 4 and all(r["status"] == "ok" for r in records)

@@ -17,7 +17,6 @@ A W&B failure is a warning in the trial's record and never touches local results
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import subprocess
 import sys
