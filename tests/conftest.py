@@ -19,6 +19,19 @@ TINY = {
 }
 
 
+@pytest.fixture(scope="module")
+def ray_session():
+    """One embedded Ray cluster per test module that asks for it (W&B offline)."""
+    import ray
+
+    from orchestrator.sweep.runner import SweepOptions, start_ray
+
+    os.environ["WANDB_MODE"] = "offline"
+    start_ray(SweepOptions())
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture
 def tiny_layers():
     """Layers to pass to config.resolve after the cpu profile."""

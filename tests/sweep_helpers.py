@@ -31,6 +31,13 @@ seeds: {seeds}
 """
 
 
+def sweep_cli(path, runs, *extra) -> int:
+    """`python -m orchestrator sweep PATH` on the cpu profile, in this process (its Ray session if any)."""
+    from orchestrator.cli import main
+
+    return main(["sweep", str(path), "--profile", "cpu", "--runs-dir", str(runs), "--no-live", *extra])
+
+
 def write_sweep(tmp: Path, name: str, seeds=(0, 1), extra: str = "") -> Path:
     path = tmp / f"{name}.yaml"
     path.write_text(TINY_SWEEP.format(name=name, seeds=list(seeds), extra=extra))

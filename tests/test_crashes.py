@@ -17,28 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
 from orchestrator.common.store import ResultsStore
-from sweep_helpers import kill_session, write_sweep
+from sweep_helpers import kill_session, sweep_cli, write_sweep
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    from orchestrator.sweep.runner import SweepOptions, start_ray
-
-    os.environ["WANDB_MODE"] = "offline"
-    start_ray(SweepOptions())
-    yield
-    ray.shutdown()
-
-
-def _sweep(path, runs, *extra):
-    return main(["sweep", str(path), "--profile", "cpu", "--runs-dir", str(runs), "--no-live", *extra])
 
 
 def _parsed_lines(run_dir: Path) -> list:
@@ -70,7 +53,7 @@ def test_a_driver_killed_mid_append_resumes_with_one_record_per_trial(ray_sessio
     assert not (run_dir / "results.jsonl").read_bytes().endswith(b"\n")
 
     with caplog.at_level(logging.WARNING, logger="orchestrator.common.store"):
-        assert _sweep(path, runs) == 0
+        assert sweep_cli(path, runs) == 0
     assert any("results.jsonl:2: skipping an unreadable line" in m for m in caplog.messages)
     records = [r for r in _parsed_lines(run_dir) if r is not None]
     keys = [r["trial_key"] for r in records]
@@ -105,7 +88,7 @@ def test_a_worker_killed_mid_trial_fails_that_trial_alone_and_resume_reruns_it(r
     killer = threading.Thread(target=_kill_a_running_trial, args=(stop, killed), daemon=True)
     killer.start()
     try:
-        code = _sweep(path, runs, "--max-failures", "0")  # no retry: the killed trial is recorded failed
+        code = sweep_cli(path, runs, "--max-failures", "0")  # no retry: the killed trial is recorded failed
     finally:
         stop.set()
         killer.join()
@@ -116,7 +99,7 @@ def test_a_worker_killed_mid_trial_fails_that_trial_alone_and_resume_reruns_it(r
     assert all(r["status"] == "ok" and (run_dir / "trials" / r["trial_key"] / "curves.json").exists()
                for r in records if r is not failed[0])
     # --retry-failed reruns just that trial; with a retry allowed, a kill is survived.
-    assert _sweep(path, runs, "--retry-failed") == 0
+    assert sweep_cli(path, runs, "--retry-failed") == 0
     again = ResultsStore(run_dir).records()
     assert len(again) == 8 and all(r["status"] == "ok" for r in again)
     assert {r["trial_key"] for r in again} == {r["trial_key"] for r in records}
@@ -124,7 +107,7 @@ def test_a_worker_killed_mid_trial_fails_that_trial_alone_and_resume_reruns_it(r
     assert len(lines) == 9 and sum(r["trial_key"] == failed[0]["trial_key"] for r in lines) == 2
 
 
-def test_an_exception_writing_a_record_does_not_stop_the_sweep(ray_session, tmp_path, monkeypatch, capsys):
+def test_an_exception_writing_a_record_does_not_stop_thesweep_cli(ray_session, tmp_path, monkeypatch, capsys):
     path = write_sweep(tmp_path, "flaky", seeds=(0, 1))
     runs = tmp_path / "runs"
     original, calls = ResultsStore.append, []
@@ -136,7 +119,7 @@ def test_an_exception_writing_a_record_does_not_stop_the_sweep(ray_session, tmp_
         return original(self, record)
 
     monkeypatch.setattr(ResultsStore, "append", flaky)
-    assert _sweep(path, runs) == 0
+    assert sweep_cli(path, runs) == 0
     records = ResultsStore(runs / "flaky" / "cpu").records()
     assert len(records) == 4 and all(r["status"] == "ok" for r in records)
     assert calls[0] in {r["trial_key"] for r in records}  # written after fit(), from the trial's final result

@@ -9,33 +9,16 @@ import time
 
 import pytest
 
-from orchestrator.cli import main
 from sweep_helpers import (check_report_and_summary_run, check_wandb_matches_records, kill_session, read_lines,
-                           wandb_runs, write_sweep)
+                           sweep_cli, wandb_runs, write_sweep)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    from orchestrator.sweep.runner import SweepOptions, start_ray
-
-    os.environ["WANDB_MODE"] = "offline"
-    start_ray(SweepOptions())
-    yield
-    ray.shutdown()
-
-
-def _sweep(path, runs, *extra):
-    return main(["sweep", str(path), "--profile", "cpu", "--runs-dir", str(runs), "--no-live", *extra])
 
 
 def test_a_sweep_records_every_trial_and_logs_it_to_wandb(ray_session, tmp_path):
     diverging = "  - dip.lr: [1.0e10]\n    dip.output_ema: [null]\n    staged.variant: [baseline]"
     path = write_sweep(tmp_path, "e2e", seeds=(0, 1), extra=diverging)
-    assert _sweep(path, tmp_path / "runs") == 0
+    assert sweep_cli(path, tmp_path / "runs") == 0
     run_dir = tmp_path / "runs" / "e2e" / "cpu"
     records = read_lines(run_dir)
     assert len(records) == 6 and len({r["trial_key"] for r in records}) == 6
@@ -48,7 +31,7 @@ def test_a_sweep_records_every_trial_and_logs_it_to_wandb(ray_session, tmp_path)
     check_report_and_summary_run(run_dir, "e2e")
     # Running again runs nothing and adds nothing.
     stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("trials/*/result.json")}
-    assert _sweep(path, tmp_path / "runs") == 0
+    assert sweep_cli(path, tmp_path / "runs") == 0
     assert len(read_lines(run_dir)) == 6
     assert {p: p.stat().st_mtime_ns for p in run_dir.glob("trials/*/result.json")} == stamps
     check_report_and_summary_run(run_dir, "e2e")
@@ -76,7 +59,7 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating(ray_session, tmp_
         kill_session(proc.pid)  # its embedded cluster and Ray workers too: they would race the resume
     before = len(read_lines(run_dir))
     assert 1 <= before < 6
-    assert _sweep(path, runs) == 0
+    assert sweep_cli(path, runs) == 0
     records = read_lines(run_dir)
     assert len(records) == 6 and len({r["trial_key"] for r in records}) == 6
     assert all(r["status"] == "ok" for r in records)
@@ -86,7 +69,7 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating(ray_session, tmp_
 
 def test_a_gpu_profile_on_a_cluster_without_gpus_is_one_line_and_exit_2(ray_session, tmp_path, capsys):
     path = write_sweep(tmp_path, "gpu", seeds=(0,))
-    assert _sweep(path, tmp_path / "runs", "--profile", "gpu") == 2
+    assert sweep_cli(path, tmp_path / "runs", "--profile", "gpu") == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --profile gpu: the Ray cluster has no GPUs") and len(err.splitlines()) == 1
     assert not (tmp_path / "runs" / "gpu").exists()
