@@ -125,3 +125,21 @@ def test_an_exception_writing_a_record_does_not_stop_thesweep_cli(ray_session, t
     assert calls[0] in {r["trial_key"] for r in records}  # written after fit(), from the trial's final result
     assert calls.count(calls[0]) == 2
     assert "1 records written after the trials" in capsys.readouterr().out
+
+
+def test_a_config_error_inside_a_trial_is_recorded_failed_not_retried(ray_session, tmp_path, monkeypatch):
+    """The trials find that their node runs other code than the driver (here: the driver is told so)."""
+    from orchestrator.sweep import cluster
+
+    monkeypatch.setattr(cluster, "code_fingerprint", lambda: "000000000000")
+    path = write_sweep(tmp_path, "cfgerror", seeds=(0,))
+    assert sweep_cli(path, tmp_path / "runs", "--max-failures", "3") == 1
+    records = ResultsStore(tmp_path / "runs" / "cfgerror" / "cpu").records()
+    assert len(records) == 2 and all(r["status"] == "failed" for r in records)
+    assert all(r["error"].startswith("config error: node ") and "the driver's is 000000000000" in r["error"]
+               for r in records)
+    # the trial ended normally with its failed record (nothing for Tune to retry); its result.json says so
+    for r in records:
+        saved = json.loads((tmp_path / "runs" / "cfgerror" / "cpu" / "trials" / r["trial_key"] / "result.json")
+                           .read_text())
+        assert saved["status"] == "failed" and saved["error"] == r["error"]

@@ -133,3 +133,25 @@ def test_a_node_with_other_code_is_named_with_the_fix():
     with pytest.raises(ConfigError, match=r"^node .*: this package's code is [0-9a-f]{12}, the driver's is "
                                           r"000000000000; install this package at the same version"):
         check_code("000000000000")
+
+
+def test_online_runs_are_uploaded_from_the_driver_as_they_arrive(tmp_path):
+    """With a key on the driver, each trial's offline run folder is synced from there (a stand-in for
+    `wandb sync` records what it was given); a failing upload is kept for `publish` to retry."""
+    import sys
+
+    from orchestrator.sweep.wandb_log import OnlineSync
+
+    log = tmp_path / "synced.txt"
+    fake = [sys.executable, "-c", f"import sys; open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')"]
+    sync = OnlineSync("p", command=fake)
+    for name in ("offline-run-1-a", "offline-run-2-b"):
+        sync.submit(tmp_path / name)
+    sync.close(timeout=60)
+    uploaded = log.read_text().split()
+    assert uploaded == [str(tmp_path / "offline-run-1-a"), str(tmp_path / "offline-run-2-b")]
+    assert sync.synced == uploaded and sync.failed == []
+    failing = OnlineSync("p", command=[sys.executable, "-c", "import sys; sys.exit(3)"])
+    failing.submit(tmp_path / "offline-run-3-c")
+    failing.close(timeout=60)
+    assert failing.failed == [str(tmp_path / "offline-run-3-c")] and failing.synced == []

@@ -47,9 +47,9 @@ def run_trial(params: dict, ctx: dict, payloads: dict, hub) -> None:
     from ray import tune
 
     from dipddpm.config import trial_key
-    from dipddpm.trial import resolve
     from dipddpm.errors import ConfigError
     from dipddpm.record import versions
+    from dipddpm.trial import resolve
 
     from .cluster import check_code
     from .hub import check_key
