@@ -1,6 +1,6 @@
 """`make bench`: where a sweep's time goes, each figure measured in one run beside its baseline.
 
-    python benchmarks/bench.py [--only dip,eval,orchestration,cache,gpu] [--trial-s 8] [--out PATH] [--gpu-smoke]
+    python benchmarks/bench.py [--only dip,eval,orchestration,cache,gpu,report,adaptive] [--trial-s 8] [--out PATH]
 
 1. dip: our DIP training step (DipFitter) against the plain nn.Sequential
    version of the same network (benchmarks/plain_dip.py), same parameters and
@@ -17,6 +17,11 @@
 5. gpu (benchmarks/gpu_bench.py): bf16 autocast and channels_last against fp32 on
    the staged and hybrid hot loops, and 1, 2, 4 trials sharing one GPU; on a GPU
    only (--gpu-smoke runs its code on the CPU at tiny sizes, as a check).
+6. report (benchmarks/stats_bench.py): `report` on 500, 1,000 and 5,000 records (copies of a real run under
+   new seeds), tables and every file with its figures; target <= 15 s at 5,000.
+7. adaptive (benchmarks/stats_bench.py): a synthetic method with known effects through the real searcher,
+   store and report, against the fixed grid that reaches the same power; trials and error rates of both,
+   and one claim update's cost at 100 and 5,000 records.
 
 Writes JSON (default benchmarks/results.json) and prints a rich table. Measures; never asserts.
 """
@@ -41,7 +46,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from dipddpm.trial import resolve  # noqa: E402
 
-SECTIONS = ("dip", "eval", "orchestration", "cache", "gpu")
+SECTIONS = ("dip", "eval", "orchestration", "cache", "gpu", "report", "adaptive")
 
 
 # ---------------------------------------------------------------- 1. DIP step
@@ -360,6 +365,10 @@ def main(argv=None) -> int:
             results["orchestration"] = orchestration(args.trial_s)
         elif name == "cache":
             results["cache"] = cache(20)
+        elif name in ("report", "adaptive"):
+            import stats_bench
+
+            results[name] = stats_bench.report_scale() if name == "report" else stats_bench.adaptive_both()
         else:
             from gpu_bench import gpu
 

@@ -44,6 +44,26 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
                                      c["without_cache_total_s"], f"{c['ratio_incl_report']:.2f}", c["target"]))
     if "gpu" in r:
         out += _gpu_rows(r["gpu"])
+    out += _stats_rows(r)
+    return out
+
+
+def _stats_rows(r: dict) -> list[tuple[str, str, str, str]]:
+    out = []
+    if "report" in r:
+        for run in r["report"]["runs"]:
+            out.append((f"report on {run['records']} records ({r['report']['source']})",
+                        f"{run['total_s']:.1f} s (tables {run['tables_s']:.1f} s, files {run['files_s']:.1f} s)", "",
+                        r["report"]["target"] if run["records"] == 5000 else ""))
+    for key, a in (r.get("adaptive") or {}).items():
+        fx, ad = a["fixed"], a["adaptive"]
+        out.append((f"adaptive vs fixed ({key}, {len(a['family'])} claims, {a['sweeps']} sweeps)",
+                    f"{ad['trials_mean']:.0f} trials, false verdicts {ad['false_verdict_rate']:.1%}",
+                    f"fixed {fx['seeds']} seeds: {fx['trials']} trials, false verdicts {fx['false_verdict_rate']:.1%}",
+                    f"{a['ratio']:.2f} (target {a['target']})"))
+        cu = a["claim_update"]
+        out.append((f"  one claim update ({key})", f"{cu['at_5000_records_us']:.0f} µs at 5,000 records",
+                    f"{cu['at_100_records_us']:.0f} µs at 100", f"{cu['ratio']:.2f} (target {cu['target']})"))
     return out
 
 

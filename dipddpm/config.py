@@ -65,8 +65,19 @@ class DipConfig:
 
 @dataclass(frozen=True)
 class EsConfig:
-    window: int = spec(100, (lambda v: v >= 2, "an integer >= 2"), "ES-WMV window W (paper: 100)")
-    patience: int = spec(1000, POSITIVE_INT, "ES-WMV patience P (paper: 1000)")
+    window: int = spec(100, (lambda v: v >= 2, "an integer >= 2"), "ES-WMV window W of plain DIP (paper: 100)")
+    patience: int = spec(1000, POSITIVE_INT, "ES-WMV patience P of plain DIP (paper: 1000)")
+    # A stage is a fraction of a plain DIP run and starts from a network already fitted to the stage
+    # before it: its detectors get a W and P of their own (null: window and patience).
+    stage_window: int | None = spec(None, (lambda v: v >= 2, "an integer >= 2"),
+                                    "W of the staged variant's per-stage detectors (null: window)")
+    stage_patience: int | None = spec(None, POSITIVE_INT, "P of the staged variant's per-stage detectors "
+                                                          "(null: patience)")
+
+    def for_stages(self) -> tuple[int, int]:
+        """(W, P) of the staged variant's per-stage detectors."""
+        return (self.stage_window if self.stage_window is not None else self.window,
+                self.stage_patience if self.stage_patience is not None else self.patience)
 
 
 @dataclass(frozen=True)
@@ -153,18 +164,21 @@ EITHER_OR = (
     ("ddpm", ("train_images", "pool")),
 )
 
+# A layer that sets ES-WMV's window (patience) without the stages' own makes the stages follow it.
+FOLLOWS = {"window": "stage_window", "patience": "stage_patience"}
+
 # Built-in profiles, merged over the documented defaults.
 PROFILE_LAYERS: dict[str, dict[str, Any]] = {
-    # 64 px, a 32-channel skip net: ~14 ms per DIP step on one core, one image,
-    # 5 stages × 300 iterations, so one staged trial takes about 25 s per image.
-    # ES-WMV W=300/P=50: the smallest mean detection gap of plain DIP (0.32 dB) on the
-    # six pool photos, two seeds each, never below the observation; the test photos
-    # were never used to choose it (held out: 0.55 dB; benchmarks/es_calibration.json).
+    # 64 px, a 32-channel skip net (~16 ms per DIP step on one core), 5 stages × 240 iterations,
+    # so a staged trial takes about 25 s per image. ES-WMV from benchmarks/es_calibration.py, on the
+    # six pool photos (two seeds each; the test photos never choose it): plain DIP W=300/P=25 (fired on
+    # 92% of its runs, mean detection gap 0.29 dB); the stages' detectors W=25/P=25 (each can fire
+    # inside a 240-iteration stage; fired on all runs, 0.84 dB).
     "cpu": {
         "data": {"size": 64, "images": ["astronaut"]},
         "dip": {"channels": 32},
-        "staged": {"iters_per_stage": 300},
-        "es": {"window": 300, "patience": 50},
+        "staged": {"iters_per_stage": 240},
+        "es": {"window": 300, "patience": 25, "stage_window": 25, "stage_patience": 25},
         # A 0.9M-parameter UNet on 32 px crops, about two minutes of training on 2 cores
         # (~0.47 s per batch-16 step); only t <= 200 (σ up to ~100/255), which at equal
         # steps gained ~1 dB on astronaut over training on every step. start=noise needs
@@ -174,12 +188,15 @@ PROFILE_LAYERS: dict[str, dict[str, Any]] = {
                  "ema": None, "t_max": 200},
         "hybrid": {"dip_iters": 600},
     },
-    # The seed's sizes: 256 px, the paper's 128-channel net, 6 stages × 400 iterations.
+    # The seed's sizes: 256 px, the paper's 128-channel net, 6 stages × 400 iterations. Plain DIP's
+    # ES-WMV is the paper's W=100/P=1000 (it can fire inside a 2400-iteration run); the stages' detectors
+    # take the cpu calibration's short window and patience scaled to a 400-iteration stage (W=P=40).
+    # Neither is calibrated at these sizes (that needs a GPU: es_calibration.py --profile gpu).
     "gpu": {
         "data": {"size": 256},
         "dip": {"channels": 128},
         "staged": {"levels": [3.0, 2.5, 2.0, 1.5, 1.25, 1.0], "iters_per_stage": 400},
-        "es": {"window": 100, "patience": 1000},
+        "es": {"window": 100, "patience": 1000, "stage_window": 40, "stage_patience": 40},
         # The seed's tutorial UNet at 128 px, 1000 crops, 1000 timesteps.
         "ddpm": {"channels": [128, 128, 256, 256, 512, 512], "attention_levels": [4], "crop": 128,
                  "dataset_size": 1000, "train_steps": 4000},
@@ -219,6 +236,11 @@ def merge_layer(base: dict, layer: dict, where: str) -> dict:
         if chosen and isinstance(out.get(sec), dict):
             for m in members:
                 out[sec][m] = None
+    es = layer.get("es")
+    if isinstance(es, dict) and isinstance(out.get("es"), dict):
+        for plain, stage in FOLLOWS.items():  # the stages follow a layer's plain W (P) unless it sets theirs
+            if plain in es and stage not in es:
+                out["es"][stage] = None
     _deep_update(out, layer)
     return out
 
@@ -231,9 +253,9 @@ def _deep_update(dst: dict, src: dict) -> None:
             dst[key] = copy.deepcopy(value)
 
 
-def compose(layers: list[tuple[str, dict]], profile: str | None = None) -> "TrialConfig":
-    """Defaults -> profile -> each (name, nested layer) in order: typed, range-checked and canonical.
-    The checks that need a method's knowledge (ladders, start steps) come after: `dipddpm.trial.resolve`."""
+def merged_layers(layers: list[tuple[str, dict]], profile: str | None = None) -> dict:
+    """Defaults -> profile -> each (name, nested layer) merged as plain values, before typing and
+    canonical nulling: the settings a sweep's layers state (its base, as a sweep file gives it)."""
     merged = to_dict(TrialConfig())
     if profile is not None:
         if profile not in PROFILE_LAYERS:
@@ -243,8 +265,13 @@ def compose(layers: list[tuple[str, dict]], profile: str | None = None) -> "Tria
         if not isinstance(layer, dict):
             raise ConfigError(f"{where}: expected a mapping of config keys, got {type(layer).__name__}")
         merged = merge_layer(merged, layer, where)
-    cfg = from_dict(TrialConfig, merged)
-    return canonical(cfg)
+    return merged
+
+
+def compose(layers: list[tuple[str, dict]], profile: str | None = None) -> "TrialConfig":
+    """Defaults -> profile -> each (name, nested layer) in order: typed, range-checked and canonical.
+    The checks that need a method's knowledge (ladders, start steps) come after: `dipddpm.trial.resolve`."""
+    return canonical(from_dict(TrialConfig, merged_layers(layers, profile)))
 
 
 def canonical(cfg: TrialConfig) -> TrialConfig:
@@ -252,8 +279,11 @@ def canonical(cfg: TrialConfig) -> TrialConfig:
     data = cfg.data if cfg.data.root else dataclasses.replace(cfg.data, glob=None)
     cfg = dataclasses.replace(cfg, data=data)
     if cfg.method == "staged":
-        cfg = dataclasses.replace(cfg, staged=_canonical_staged(cfg.staged or StagedConfig()), ddpm=None,
-                                  hybrid=None, dip=cfg.dip or DipConfig(), es=cfg.es or EsConfig())
+        st, es = _canonical_staged(cfg.staged or StagedConfig()), cfg.es or EsConfig()
+        w, p = es.for_stages()  # explicit for the staged variant (equal trials hash equal); none for plain DIP
+        es = dataclasses.replace(es, stage_window=w, stage_patience=p) if st.variant == "staged" else \
+            dataclasses.replace(es, stage_window=None, stage_patience=None)
+        cfg = dataclasses.replace(cfg, staged=st, ddpm=None, hybrid=None, dip=cfg.dip or DipConfig(), es=es)
     else:
         cfg = _canonical_hybrid(dataclasses.replace(cfg, staged=None))
     return cfg
@@ -283,8 +313,8 @@ def _canonical_hybrid(cfg: TrialConfig) -> TrialConfig:
     hy = _fill(hy, ("train_dip_iters",)) if hy.train_on == "dip" else dataclasses.replace(hy, train_dip_iters=None)
     uses_dip = hy.start == "dip" or hy.train_on == "dip"
     uses_es = hy.start == "dip" and hy.dip_stop == "wmv"
-    return dataclasses.replace(cfg, ddpm=dd, hybrid=hy, dip=(cfg.dip or DipConfig()) if uses_dip else None,
-                               es=(cfg.es or EsConfig()) if uses_es else None)
+    es = dataclasses.replace(cfg.es or EsConfig(), stage_window=None, stage_patience=None) if uses_es else None
+    return dataclasses.replace(cfg, ddpm=dd, hybrid=hy, dip=(cfg.dip or DipConfig()) if uses_dip else None, es=es)
 
 
 def _canonical_staged(st: StagedConfig) -> StagedConfig:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -45,6 +47,10 @@ class TrainedDdpm:
     epochs: float
     loss_curve: list[float] = field(default_factory=list)  # mean loss per 1/20 of the run
     params: int = 0
+    # What a trial running beside this one moves little (DESIGN §13): the process's CPU seconds, and the
+    # median over 1/20ths of the run of the wall time per step (a burst of contention moves one chunk).
+    cpu_s: float = 0.0
+    step_ms_median: float = 0.0
 
 
 class _WeightEma:
@@ -77,6 +83,7 @@ def train_ddpm(dd, data01: torch.Tensor, schedule: Schedule, seed: int, device: 
     gen = torch_generator(seed, "ddpm", "ddpm_train")
     data = to_signed(data01)  # (N, 3, c, c) in [-1, 1]
     losses, curve, chunk = [], [], max(1, steps // 20)
+    step_ms, cpu0, t_chunk, last = [], time.process_time(), time.perf_counter(), 0
     for step, idx in enumerate(_batches(len(data), dd.batch_size, steps, gen)):
         x0 = data[idx].to(device)
         t = torch.randint(0, t_hi + 1, (len(idx),), generator=gen)
@@ -94,13 +101,16 @@ def train_ddpm(dd, data01: torch.Tensor, schedule: Schedule, seed: int, device: 
             ema.update(model, step)
         losses.append(loss.detach())
         if (step + 1) % chunk == 0 or step + 1 == steps:
-            curve.append(float(torch.stack(losses).mean()))
-            losses = []
+            curve.append(float(torch.stack(losses).mean()))  # a host sync: the chunk's steps are done
+            now = time.perf_counter()
+            step_ms.append(1000 * (now - t_chunk) / (step + 1 - last))
+            t_chunk, last, losses = now, step + 1, []
             if report is not None:
                 report(step + 1, {"train_loss": curve[-1], "train_progress": (step + 1) / steps})
     final = ema.shadow if ema is not None else model.eval()
     params = sum(p.numel() for p in model.parameters())
-    return TrainedDdpm(final.eval().requires_grad_(False), steps, epochs, curve, params)
+    return TrainedDdpm(final.eval().requires_grad_(False), steps, epochs, curve, params, time.process_time() - cpu0,
+                       statistics.median(step_ms))
 
 
 def _batches(n: int, batch: int, steps: int, gen: torch.Generator):

@@ -141,7 +141,8 @@ def _make_ddpm(cfg, pool, schedule: Schedule, device, report, cache, code) -> di
             "train_steps": trained.train_steps, "epochs": trained.epochs, "loss_curve": trained.loss_curve,
             "params": trained.params, "num_source_images": n_src, "dataset_size": len(crops),
             "distinct_crops": distinct_crops(pool, cfg.data.size, cfg.ddpm.crop),
-            "fit_s": time.perf_counter() - t0, "data_s": data_s}
+            "fit_s": time.perf_counter() - t0, "data_s": data_s, "fit_cpu_s": trained.cpu_s,
+            "step_ms": trained.step_ms_median}
 
 
 def _load_model(cfg, blob: dict, device):
@@ -172,7 +173,8 @@ def run(obs_list: list[Observation], pool: tuple[ImageData, ...], cfg, device, r
     runs = [restore_image(obs, cfg, model, schedule, device, cache, code, fields) for obs in obs_list]
     blob = entry.value
     dip_hits = [r.metrics["cache_hit_dip"] for r in runs if "cache_hit_dip" in r.metrics]
-    trial = {"ddpm_fit_s": blob["fit_s"], "train_data_s": blob["data_s"], "train_steps": blob["train_steps"],
+    trial = {"ddpm_fit_s": blob["fit_s"], "train_data_s": blob["data_s"], "ddpm_fit_cpu_s": blob["fit_cpu_s"],
+             "ddpm_step_ms": blob["step_ms"], "train_steps": blob["train_steps"],
              "epochs": blob["epochs"], "num_source_images": blob["num_source_images"],
              "dataset_size": blob["dataset_size"], "distinct_crops": blob["distinct_crops"],
              "ddpm_params": blob["params"],
@@ -258,5 +260,7 @@ def check(cfg, schedule: Schedule, level: NoiseLevel) -> None:
     if dd.t_max is not None and t_start > dd.t_max:
         raise ConfigError(f"ddpm.t_max: expected >= the start step {t_start} of start={hy.start} "
                           f"(the model must be trained there), got {dd.t_max}")
-    if hy.dip_stop == "wmv" and cfg.es.patience >= hy.dip_iters:
-        raise ConfigError(f"es.patience: expected fewer than hybrid.dip_iters={hy.dip_iters}, got {cfg.es.patience}")
+    if hy.dip_stop == "wmv":
+        from .staged import check_detector
+
+        check_detector(cfg.es.window, cfg.es.patience, hy.dip_iters, "hybrid.dip_iters")

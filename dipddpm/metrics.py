@@ -85,7 +85,8 @@ METRIC_NAMES = {
     "staged": ("psnr", "ssim", "psnr_es", "ssim_es", "iter_es", "es_fired", "psnr_peak", "ssim_peak", "iter_peak",
                "es_gap_db", "dip_s", "iters", "ms_per_iter", "time_s", "wall_s", "images") + _REFERENCES,
     "hybrid": ("psnr", "ssim", "psnr_dip", "ssim_dip", "dip_s", "dip_iters_run", "dip_es_fired", "t_start",
-               "reverse_steps", "sample_s", "train_s", "ddpm_fit_s", "train_data_s", "train_steps", "epochs",
+               "reverse_steps", "sample_s", "train_s", "ddpm_fit_s", "ddpm_fit_cpu_s", "ddpm_step_ms", "train_data_s",
+               "train_steps", "epochs",
                "num_source_images", "dataset_size", "distinct_crops", "ddpm_params", "train_loss_first",
                "train_loss_last", "time_s", "wall_s", "images") + _REFERENCES,
 }

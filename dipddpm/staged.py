@@ -72,7 +72,7 @@ class ImageRun:
 
 def fit_image(obs: Observation, cfg, device: torch.device, report: Reporter) -> ImageRun:
     """Staged (or baseline) DIP on one observation, tracking the oracle peak and ES-WMV."""
-    st, es, schedule = cfg.staged, cfg.es, schedule_of(cfg)
+    st, schedule = cfg.staged, schedule_of(cfg)
     stages = stage_targets(obs, st, schedule, cfg.seed)
     per_stage = st.iters_per_stage * (st.stages if st.variant == "baseline" else 1)
     total = per_stage * len(stages)
@@ -91,7 +91,7 @@ def fit_image(obs: Observation, cfg, device: torch.device, report: Reporter) -> 
             # ES-WMV per stage, on that stage's outputs only (a window across two targets mixes them): the
             # final stage's detector (target y) gives the headline ES point; an earlier one, with
             # stage_switch=wmv, says when to move on. One detector for all would latch in stage 0.
-            wmv = WmvDetector(es.window, es.patience, x0, total, curve=var_curve)
+            wmv = WmvDetector(*detector(cfg), x0, total, curve=var_curve)
             switch = st.stage_switch == "wmv" and k < final
             for j in range(per_stage):
                 est, out, loss = fitter.step(target, it)
@@ -145,16 +145,26 @@ def _curves(peak, wmv, ev, boundaries, stages, n) -> dict:
 
 # ---- config checks that need this method's knowledge ---------------------------------------
 
+def detector(cfg) -> tuple[int, int]:
+    """(W, P) of ES-WMV for this trial: a stage's own for the staged variant, plain DIP's for the baseline."""
+    return cfg.es.for_stages() if cfg.staged.variant == "staged" else (cfg.es.window, cfg.es.patience)
+
+
 def check(cfg, schedule: Schedule, level: NoiseLevel) -> None:
     """The staged method's own config checks (one-line ConfigErrors naming the key)."""
-    st, es = cfg.staged, cfg.es
+    st = cfg.staged
     if st.variant == "staged":
         ladder_steps(st, schedule, level)
-    total = st.stages * st.iters_per_stage
-    if es.window >= total:
-        raise ConfigError(f"es.window: expected fewer than the run's {total} iterations, got {es.window}")
-    if es.patience >= total:
-        raise ConfigError(f"es.patience: expected fewer than the run's {total} iterations, got {es.patience}")
-    if st.variant == "staged" and st.stage_switch == "wmv" and es.patience >= st.iters_per_stage:
-        raise ConfigError(f"es.patience: expected fewer than staged.iters_per_stage={st.iters_per_stage} "
-                          f"with stage_switch=wmv, got {es.patience}")
+        # the detector that gives psnr_es watches the final stage; one that switches stages watches its own
+        check_detector(*detector(cfg), st.iters_per_stage, "a stage (staged.iters_per_stage)", "es.stage_")
+    else:
+        check_detector(*detector(cfg), st.stages * st.iters_per_stage, "the baseline's whole run", "es.")
+
+
+def check_detector(window: int, patience: int, iters: int, what: str, prefix: str = "es.") -> None:
+    """ES-WMV's first variance comes after `window` iterations and it fires `patience` iterations after a
+    minimum at the earliest: window − 1 + patience must be below the iterations it watches."""
+    if window - 1 + patience >= iters:
+        raise ConfigError(f"{prefix}patience: expected {prefix}window − 1 + {prefix}patience < the {iters} "
+                          f"iterations ES-WMV watches in {what}, so that it can fire, got {window} − 1 + "
+                          f"{patience} = {window - 1 + patience}")

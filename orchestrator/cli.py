@@ -37,7 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-trials", type=int, default=None,
                    help="refuse grids of more trials than this (cells × seeds; default 5000)")
     s.add_argument("--project", help="W&B project (default: $WANDB_PROJECT, else dipddpm)")
-    s.add_argument("--no-live", action="store_true", help="no live view (logs only)")
+    s.add_argument("--no-live", action="store_true", help="no live view: one line per finished trial")
+    s.add_argument("--min-seeds", type=int, help="adaptive replication: seeds every cell starts with")
+    s.add_argument("--max-seeds", type=int, help="adaptive replication: at most this many seeds per claimed cell")
+    s.add_argument("--budget-trials", type=int, help="adaptive replication: stop proposing after this many trials")
+    s.add_argument("--budget-hours", type=float, help="adaptive replication: stop proposing after this long")
     r = sub.add_parser("report", help="comparison tables, Markdown, CSV and HTML from a run folder")
     r.add_argument("run_dir", help="a sweep's run folder, e.g. runs/staged/cpu (reads results.jsonl)")
     r.add_argument("--format", default="all", choices=FORMATS,
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 def _sweep(args) -> int:
     from rich.console import Console
 
-    from .sweep.spec import MAX_TRIALS, expand, load_spec
+    from .sweep.spec import MAX_TRIALS, load_spec, plan
 
     for flag, value, low in (("--max-concurrent", args.max_concurrent, 1), ("--max-failures", args.max_failures, 0),
                              ("--max-trials", args.max_trials, 1)):
@@ -81,18 +85,19 @@ def _sweep(args) -> int:
             raise ConfigError(f"{flag}: expected an integer >= {low}, got {value}")
     spec = load_spec(args.sweep)
     max_trials = args.max_trials or MAX_TRIALS
+    replicate = _replicate_flags(args)
     console = Console(width=None if sys.stdout.isatty() else 160)  # logs and pipes get the full table
     import os
 
     if args.dry_run:
         profile = _local_profile(args.profile)
-        trials, merged = expand(spec, profile, max_trials=max_trials)
-        _print_dry_run(spec, profile, trials, merged, args.json, console)
+        _print_dry_run(spec, profile, plan(spec, profile, max_trials=max_trials, replicate=replicate), args.json,
+                       console)
         return 0
     # Every input error before anything starts: the trials of the profile this machine decides (an
     # existing cluster's, with --profile auto, is checked once joined, before any trial), and the folders.
     if args.profile != "auto" or not (args.address or os.environ.get("RAY_ADDRESS")):
-        expand(spec, _local_profile(args.profile), max_trials=max_trials)
+        plan(spec, _local_profile(args.profile), max_trials=max_trials, replicate=replicate)
     from dipddpm.record import writable_dir
 
     writable_dir(args.runs_dir, "--runs-dir")
@@ -103,7 +108,7 @@ def _sweep(args) -> int:
     opts = SweepOptions(profile=args.profile, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
                         use_cache=not args.no_cache, address=args.address, max_concurrent=args.max_concurrent,
                         fresh=args.fresh, retry_failed=args.retry_failed, max_failures=args.max_failures,
-                        project=args.project, live=not args.no_live, max_trials=max_trials)
+                        project=args.project, live=not args.no_live, max_trials=max_trials, replicate=replicate)
     return run_sweep(spec, opts, console)
 
 
@@ -150,19 +155,37 @@ def _report(args) -> int:
     return 0
 
 
-def _print_dry_run(spec, profile, trials, merged, as_json: bool, console) -> None:
+def _replicate_flags(args) -> dict | None:
+    """--min-seeds, --max-seeds, --budget-trials, --budget-hours over the sweep's replicate: section."""
+    flags = {"min_seeds": args.min_seeds, "max_seeds": args.max_seeds, "budget_trials": args.budget_trials,
+             "budget_hours": args.budget_hours}
+    for name, value in flags.items():
+        if value is not None and not value > 0:
+            raise ConfigError(f"--{name.replace('_', '-')}: expected a number > 0, got {value}")
+    return {k: v for k, v in flags.items() if v is not None} or None
+
+
+def _print_dry_run(spec, profile, sweep_plan, as_json: bool, console) -> None:
     from rich.table import Table
 
     from dipddpm.config import config_dict
 
+    first = {t.key for t in sweep_plan.initial()}
     if as_json:
-        for t in trials:
-            print(json.dumps({"trial_key": t.key, "profile": profile, "cell": t.cell, "config": config_dict(t.config)}))
+        for t in sweep_plan.trials:
+            print(json.dumps({"trial_key": t.key, "profile": profile, "cell": t.cell, "seed": t.seed,
+                              "initial": t.key in first, "config": config_dict(t.config)}))
         return
     table = Table(title=f"{spec.name} · {spec.method} · profile {profile}")
     for col in ("#", "trial_key", "seed", "grid cell"):
         table.add_column(col)
-    for i, t in enumerate(trials, 1):
+    shown = [t for t in sweep_plan.trials if t.key in first]
+    for i, t in enumerate(shown, 1):
         table.add_row(str(i), t.key, str(t.seed), ", ".join(f"{k}={v}" for k, v in t.cell.items()) or "base")
     console.print(table)
-    console.print(f"{len(trials)} trials ({merged} merged into equal cells) · profile {profile} · ranked by {spec.metric}")
+    rule = sweep_plan.replicate
+    more = "" if rule is None else (f"; adaptive replication: every cell at seeds 0–{rule.min_seeds - 1}, the cells "
+                                    f"of undecided claims up to seed {rule.max_seeds - 1} (at most "
+                                    f"{len(sweep_plan.trials)} trials)")
+    console.print(f"{len(shown)} trials ({sweep_plan.merged} merged into equal cells) · profile {profile} · ranked by "
+                  f"{spec.metric}{more}")

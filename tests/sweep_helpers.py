@@ -68,8 +68,10 @@ def check_wandb_matches_records(run_dir: Path, records: list[dict]) -> None:
         run = runs[r["trial_key"]]
         assert run["exit"] == 0, r["trial_key"]
         curves = json.loads((run_dir / "trials" / r["trial_key"] / "curves.json").read_text())
-        logged = [h["psnr"] for h in run["history"] if "psnr" in h]
-        assert logged == curves["astronaut"]["eval"]["psnr"]
+        for image in r["per_image"]:  # each image's curve under its own keys, on its own iteration axis
+            logged = [h[f"{image}/psnr"] for h in run["history"] if f"{image}/psnr" in h]
+            iters = [h[f"{image}/iter"] for h in run["history"] if f"{image}/psnr" in h]
+            assert logged == curves[image]["eval"]["psnr"] and iters == sorted(iters), (r["trial_key"], image)
         assert run["summary"]["psnr_es"] == r["metrics"]["psnr_es"]
         assert run["config"]["seed"] == r["seed"]
 

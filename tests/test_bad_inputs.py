@@ -183,10 +183,15 @@ def _one_line(capsys, message: str) -> None:
 # ---- damaged results files: a warning naming file:line, and a report of the whole records
 
 def _record_lines(tmp_path):
-    from test_report import make_record
+    import yaml
 
-    return [json.dumps(make_record({"staged.variant": v}, seed, value=lambda i: 25.0 + seed))
-            for v in ("staged", "baseline") for seed in (0, 1)]
+    from orchestrator.sweep.spec import parse_spec, plan
+    from report_helpers import record_for
+
+    spec = parse_spec(yaml.safe_load("{name: synthetic, method: staged, grid: {staged.variant: [staged, baseline]}, "
+                                     "seeds: [0, 1]}"), "s.yaml")
+    return [json.dumps(record_for(t, lambda t, i: 25.0 + t.seed, "ok", "cpu", "synthetic"))
+            for t in plan(spec, "cpu").trials]
 
 
 RESULTS = [
@@ -214,7 +219,8 @@ def test_a_damaged_results_file_warns_and_reports_the_whole_records(case, damage
     whole = 3 if case == "torn-line-glued" else 4
     assert report.meta["records"] == whole
     cells = next(t for t in report.sections[0].tables if t.name == "cells")
-    assert sum(int(row[2].split()[0]) for row in cells.rows) == whole
+    trials = cells.columns.index("trials")
+    assert sum(int(row[trials].split()[0]) for row in cells.rows) == whole
 
 
 def test_an_empty_results_file_is_one_line_and_exit_2(tmp_path, capsys):

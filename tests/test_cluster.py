@@ -183,7 +183,7 @@ def _check_run(run_dir: Path, trials: int, images: int) -> list[dict]:
         assert run["exit"] == 0 and run["history"] and run["summary"]["psnr"] == r["metrics"]["psnr"]
         if r["method"] == "staged":
             curves = json.loads((run_dir / "trials" / r["trial_key"] / "curves.json").read_text())
-            first = next(iter(r["per_image"]))
-            assert [h["psnr"] for h in run["history"] if "psnr" in h][:len(curves[first]["eval"]["psnr"])] == \
-                curves[first]["eval"]["psnr"]
+            for name in r["per_image"]:  # each image's fit under its own keys
+                assert [h[f"{name}/psnr"] for h in run["history"] if f"{name}/psnr" in h] == \
+                    curves[name]["eval"]["psnr"]
     return records

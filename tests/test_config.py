@@ -41,9 +41,12 @@ def test_either_or_group_a_later_layer_replaces_the_other_member():
         ({"staged": {"levels": [1.25, 2]}, "es": {"patience": 100}}, r"^staged\.levels\[1\]: expected a strictly descending"),
         ({"staged": {"levels": [1.001, 1.0]}, "es": {"patience": 100}}, r"^staged\.levels\[1\]: level 1\.0 maps to step 56, the same step as level 1\.001"),
         ({"degradation": {"t_obs": 5000}}, r"^degradation\.t_obs: expected an integer in \[1, 999\]"),
-        ({"es": {"patience": 5000}}, r"^es\.patience: expected fewer than the run's"),
-        ({"staged": {"stage_switch": "wmv"}, "es": {"patience": 400}},
-         r"^es\.patience: expected fewer than staged\.iters_per_stage"),
+        ({"es": {"stage_patience": 5000}},
+         r"^es\.stage_patience: expected es\.stage_window − 1 \+ es\.stage_patience < the 240 iterations ES-WMV "
+         r"watches in a stage \(staged\.iters_per_stage\), so that it can fire, got 25 − 1 \+ 5000 = 5024$"),
+        ({"es": {"patience": 5000}}, r"^es\.stage_patience: .* got 25 − 1 \+ 5000"),  # the stages follow it
+        ({"staged": {"variant": "baseline"}, "es": {"window": 1000, "patience": 201}},
+         r"^es\.patience: expected .* < the 1200 iterations ES-WMV watches in the baseline's whole run"),
     ],
 )
 def test_bad_values_give_one_line_naming_the_key(layer, message):
@@ -73,3 +76,16 @@ def test_trial_key_changes_with_the_seed_and_any_field():
     assert trial_key(a) == trial_key(resolve([], "cpu"))
     assert trial_key(a) != trial_key(resolve([("s", {"seed": 1})], "cpu"))
     assert trial_key(a) != trial_key(resolve([("s", nested({"dip.lr": 0.008}))], "cpu"))
+
+
+def test_the_stages_detector_follows_a_layer_that_sets_plain_dips_unless_it_sets_its_own():
+    cpu = resolve([], "cpu")
+    assert cpu.es.for_stages() == (cpu.es.stage_window, cpu.es.stage_patience) != (cpu.es.window, cpu.es.patience)
+    follows = resolve([("l", {"es": {"window": 30, "patience": 40}})], "cpu")
+    assert follows.es.for_stages() == (30, 40)
+    own = resolve([("l", {"es": {"window": 30, "stage_window": 20}})], "cpu")
+    assert own.es.for_stages() == (20, cpu.es.stage_patience) and own.es.window == 30
+    base = resolve([("l", {"staged": {"variant": "baseline"}})], "cpu")
+    assert (base.es.stage_window, base.es.stage_patience) == (None, None)  # plain DIP has no stages
+    assert trial_key(base) == trial_key(resolve([("l", {"staged": {"variant": "baseline"},
+                                                          "es": {"stage_window": 7}})], "cpu"))

@@ -110,4 +110,10 @@ def test_the_calibration_never_sees_a_test_photo_of_any_sweep():
     from dipddpm.trial import resolve
 
     cpu = resolve([], "cpu")
-    assert (cpu.es.window, cpu.es.patience) == (data["chosen"]["window"], data["chosen"]["patience"])
+    chosen = data["chosen"]
+    assert (cpu.es.window, cpu.es.patience) == (chosen["plain"]["window"], chosen["plain"]["patience"])
+    assert cpu.es.for_stages() == (chosen["stage"]["window"], chosen["stage"]["patience"])
+    # both can fire inside what they watch: a stage, and the shortest plain run calibrated
+    assert chosen["stage"]["window"] - 1 + chosen["stage"]["patience"] < cpu.staged.iters_per_stage
+    assert min(chosen[k]["calibration"]["fired_by_variant"][v] for k in chosen
+               for v in chosen[k]["calibration"]["fired_by_variant"]) >= 0.5

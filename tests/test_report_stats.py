@@ -1,11 +1,13 @@
-"""Statistics behind the report tables, against hand-computed answers and scipy's own routines."""
+"""The statistics behind the tables, against hand-computed answers and scipy/statsmodels-style references."""
 
 import math
 
+import numpy as np
 import pytest
 from scipy import stats as st
 
-from orchestrator.report.stats import mean_ci, paired
+from orchestrator.report.stats import (EQUIVALENT, SUPPORTED, TOO_FEW, UNDECIDED, bh, family_verdicts, holm, mean_ci,
+                                       paired, tost_p)
 
 
 def test_mean_ci_matches_the_t_interval_by_hand():
@@ -18,10 +20,17 @@ def test_mean_ci_matches_the_t_interval_by_hand():
     assert (est.low, est.high) == (pytest.approx(lo), pytest.approx(hi))
 
 
-def test_one_value_has_no_interval_and_non_finite_values_are_dropped():
-    est = mean_ci([7.0, float("nan"), None, float("inf")])
-    assert (est.mean, est.half, est.n) == (7.0, None, 1)
+def test_below_three_units_there_is_no_interval_only_the_values():
+    two = mean_ci([28.0, 28.3])
+    assert (two.low, two.high, two.values, two.n) == (None, None, (28.0, 28.3), 2)
+    one = mean_ci([7.0, float("nan"), None, float("inf")])
+    assert (one.mean, one.low, one.n) == (7.0, None, 1)
     assert mean_ci([]) is None and mean_ci([float("nan")]) is None
+
+
+def test_an_interval_never_leaves_the_metrics_range():
+    est = mean_ci([0.1, 0.95, 0.99], bounds=(-1.0, 1.0))
+    assert est.high == 1.0 and est.low > -1.0 and not est.centred
 
 
 def test_paired_difference_ci_and_p_value_by_hand():
@@ -37,8 +46,6 @@ def test_paired_difference_ci_and_p_value_by_hand():
 
 
 def test_paired_on_random_data_equals_scipy_ttest_rel():
-    import numpy as np
-
     rng = np.random.default_rng(3)
     a = rng.normal(25, 1, 12)
     b = a - rng.normal(0.3, 0.5, 12)
@@ -49,11 +56,42 @@ def test_paired_on_random_data_equals_scipy_ttest_rel():
     assert (res.diff.low, res.diff.high) == (pytest.approx(ci.low), pytest.approx(ci.high))
 
 
-def test_paired_edge_cases():
-    assert paired([1.0, 2.0], [1.0, 2.0]).p == 1.0  # all differences zero
-    assert paired([2.0, 3.0], [1.0, 2.0]).p == 0.0  # a constant non-zero difference
-    single = paired([2.0], [1.0])
-    assert single.p is None and single.diff.half is None
-    assert paired([1.0, float("nan")], [0.0, 1.0]).diff.n == 1  # a pair with a NaN is dropped
+def test_a_constant_difference_of_two_units_is_no_finding():
+    res = paired([5.0, 6.0], [4.0, 5.0])  # the old bug: p = 0 and half-width 0 -> "supported"
+    assert res.p is None and res.diff.low is None
+    got = family_verdicts([1.0], [0.0], [2], [1], [math.nan])
+    assert got["code"][0] == TOO_FEW
     with pytest.raises(ValueError):
         paired([1.0], [1.0, 2.0])
+
+
+def test_holm_and_bh_against_hand_computed_values():
+    p = [0.01, 0.04, 0.03, 0.005, math.nan]
+    # Holm (m = 4): sorted 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.02, 0.03, 0.06, 0.06
+    assert np.allclose(holm(p)[:4], [0.03, 0.06, 0.06, 0.02]) and math.isnan(holm(p)[4])
+    # BH (m = 4): 0.005*4/1=0.02, 0.01*4/2=0.02, 0.03*4/3=0.04, 0.04*4/4=0.04
+    assert np.allclose(bh(p)[:4], [0.02, 0.04, 0.04, 0.02])
+    rows = np.array([p[:4], [0.5, 0.2, 0.9, 0.01]])  # vectorised over families
+    assert np.allclose(holm(rows)[1], [1.0, 0.6, 1.0, 0.04])  # 0.01*4, 0.2*3, max(0.5*2, .), 0.9*1 -> 1
+
+
+def test_tost_against_two_one_sided_t_tests_by_hand():
+    d = np.array([0.1, -0.2, 0.15, 0.05, -0.1, 0.0])
+    m, s, n = d.mean(), d.std(ddof=1), len(d)
+    lower = st.ttest_1samp(d, -0.5, alternative="greater").pvalue
+    upper = st.ttest_1samp(d, 0.5, alternative="less").pvalue
+    assert float(tost_p(m, s, n, 0.5)) == pytest.approx(max(lower, upper))
+    got = family_verdicts([m], [s], [n], [1], [0.5])
+    assert got["code"][0] == EQUIVALENT  # within ±0.5, and it is the family's only hypothesis pair
+    assert family_verdicts([m], [s], [n], [1], [math.nan])["code"][0] == UNDECIDED
+
+
+def test_family_verdicts_adjust_by_holm_over_every_hypothesis():
+    # three claims at p ~ 0.02 each: raw 0.05 would support all three; Holm over three supports none
+    t = st.t.isf(0.01, 9)  # two-sided p = 0.02 at n = 10
+    mean, std, n = np.full(3, t * 1 / math.sqrt(10)), np.ones(3), np.full(3, 10)
+    got = family_verdicts(mean, std, n, np.ones(3), np.full(3, math.nan))
+    assert np.allclose(got["p"], 0.02) and np.allclose(got["p_holm"], 0.06)
+    assert (got["code"] == UNDECIDED).all()
+    alone = family_verdicts(mean[:1], std[:1], n[:1], [1], [math.nan])
+    assert alone["code"][0] == SUPPORTED

@@ -161,7 +161,8 @@ def test_the_wmv_switch_moves_on_early_and_takes_the_es_point_in_the_final_stage
 
 
 def test_when_es_never_fires_the_es_point_is_the_last_iteration(tiny_layers):
-    layer = nested({"staged.variant": "baseline", "es.window": 50, "es.patience": 59})  # 60 iterations
+    # 60 iterations: a variance minimum in the first 6 could fire; DIP's outputs settle later than that
+    layer = nested({"staged.variant": "baseline", "es.window": 5, "es.patience": 54})
     m = trial.run(resolve(tiny_layers + [("quiet", layer)], "cpu")).per_image["astronaut"]
     assert m["es_fired"] is False and m["iter_es"] == m["iters"] - 1 == 59
     assert m["psnr_es"] == m["psnr"] and m["es_gap_db"] == m["psnr_peak"] - m["psnr"]

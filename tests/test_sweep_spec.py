@@ -52,17 +52,37 @@ def test_both_sweeps_repeat_each_seeds_experiment_as_written(profile):
         assert st.stages == 6 and len(cfg.data.images) >= 2
         if st.variant == "staged":
             assert st.targets == "clean" and st.timesteps == (30, 25, 20, 15, 10, 5)
-    # seed 004: from noise, clean vs DIP training data x its epochs at 100 crops x timesteps x schedules
+    # seed 004: from noise, clean vs DIP training data at its base, then its epochs, timesteps and schedule
     hybrid = [t.config for t in expand(parse_spec(_load("hybrid.yaml"), "hybrid.yaml"), profile)[0]
               if t.config.hybrid.start == "noise"]
     cells = {(c.hybrid.train_on, c.ddpm.epochs, c.diffusion.num_train_timesteps, c.diffusion.beta_schedule)
              for c in hybrid if c.ddpm.dataset_size == 100}
-    assert cells == {(on, e, n, b) for on in ("clean", "dip") for e in (10, 20, 30) for n in (1000, 500)
-                     for b in ("linear", "squaredcos_cap_v2")}
+    assert cells == {("clean", 10, 1000, "linear"), ("dip", 10, 1000, "linear"), ("clean", 20, 1000, "linear"),
+                     ("clean", 30, 1000, "linear"), ("clean", 10, 500, "linear"),
+                     ("clean", 10, 1000, "squaredcos_cap_v2")}
     if profile == "gpu":
         assert all(c.ddpm.channels == (128, 128, 256, 256, 512, 512) for c in hybrid)
-    seeds = len(parse_spec(_load("hybrid.yaml")).profiles[profile].seeds)
-    assert all(len(c.data.images) * seeds >= 2 for c in hybrid)  # every cell has an interval
+
+
+@pytest.mark.parametrize("name", ["staged.yaml", "hybrid.yaml"])
+def test_every_seed_claim_can_reach_enough_units(name):
+    """cpu: at least 3 units per claim within max_seeds (adaptive: undecided claims gain seeds); gpu: 5 from
+    the first seeds on (DESIGN §13)."""
+    from orchestrator.report.claims import family
+    from orchestrator.report.units import unit_of
+    from orchestrator.sweep.spec import plan
+
+    spec = parse_spec(_load(name), name)
+    for profile, need in (("cpu", 3), ("gpu", 5)):
+        p = plan(spec, profile)
+        rows = family(p.design, spec.claims, spec.metric)
+        assert rows and all(r.pairs for r in rows)
+        for row in rows:
+            images = {img for cp in row.pairs for img in cp.a.task.split(" · ")[1].split(",")}
+            per_seed = len({unit_of(spec.method, 0, i) for i in images}) if row.kind != "seed (one value per trial)" \
+                else 1
+            seeds = p.replicate.max_seeds if profile == "cpu" else p.replicate.min_seeds
+            assert per_seed * seeds >= need, (profile, row.claim.text, per_seed, seeds)
 
 
 def test_the_gpu_pool_offers_a_thousand_distinct_crops_and_more_is_an_error():
@@ -150,7 +170,9 @@ def test_hybrid_trials_are_ordered_so_early_trials_train_different_models():
     from dipddpm.hybrid import ddpm_fields
     from orchestrator.sweep.runner import interleave_by_artefact
 
-    trials, _ = expand(parse_spec(_load("hybrid.yaml"), "hybrid.yaml"), "cpu")
+    from orchestrator.sweep.spec import plan
+
+    trials = plan(parse_spec(_load("hybrid.yaml"), "hybrid.yaml"), "cpu").initial()  # one seed: one model each
     ordered = interleave_by_artefact(trials)
     assert sorted(t.key for t in ordered) == sorted(t.key for t in trials)
     models = [json.dumps(ddpm_fields(t.config, t.images.pool), sort_keys=True) for t in ordered]

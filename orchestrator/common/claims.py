@@ -8,26 +8,29 @@
         where: {dip.lr: 0.01, degradation.t_obs: 30}   # optional: only these trials
         metric: psnr_es                      # optional: the sweep's headline metric
         expect: greater                      # A − B > 0 (greater) or < 0 (less)
+        margin: 0.5                          # optional: equivalence margin, in the metric's units
+                                             #   or relative ("5%": then Δ is read as log(A/B))
 
-Each trial of arm A (that `where` admits) is paired with the trial the sweep
-ran with B's values instead and every other setting the same (seed, image,
-other axes), as the comparison tables pair them. The verdict reads the 95%
-interval of the paired difference Δ = A − B: entirely on the expected side:
-supported; entirely on the other side: contradicted; across zero (or n < 2):
-not distinguishable at this n.
+Each cell of arm A (that `where` admits) is paired with the cell the sweep ran
+with B's values instead and every other setting the same, seed by seed; the
+report reads the paired differences over independent units (DESIGN §13) and
+gives a verdict: supported, contradicted, equivalent within ±margin, not
+distinguishable at this n, or too few replicates (`orchestrator.report.claims`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dipddpm.errors import ConfigError
 
-FILE = "claims.json"  # the sweep's claims, kept beside its records so `report` needs no sweep file
+FILE = "claims.json"  # older run folders kept their claims here (newer ones in sweep.json)
 EXPECT = ("greater", "less")
+KEYS = ("text", "a", "b", "where", "metric", "expect", "margin")
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,22 @@ class Claim:
     where: dict = field(default_factory=dict)
     metric: str | None = None  # None: the sweep's headline metric
     expect: str = "greater"
+    margin: float | None = None  # equivalence margin: the metric's units, or a fraction when relative
+    relative: bool = False  # margin given as a percentage: Δ is log(A/B), the margin log(1 + margin)
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.expect == "greater" else -1
+
+    def margin_text(self) -> str:
+        if self.margin is None:
+            return "—"
+        return f"±{100 * self.margin:g}%" if self.relative else f"±{self.margin:g}"
 
     def as_dict(self) -> dict:
+        margin = None if self.margin is None else (f"{100 * self.margin:g}%" if self.relative else self.margin)
         return {"text": self.text, "a": self.a, "b": self.b, "where": self.where, "metric": self.metric,
-                "expect": self.expect}
+                "expect": self.expect, "margin": margin}
 
 
 def parse_claims(raw: Any, src: str, method: str | None = None) -> tuple[Claim, ...]:
@@ -55,7 +70,7 @@ def parse_claims(raw: Any, src: str, method: str | None = None) -> tuple[Claim, 
 
 
 def _claim(item: Any, where: str, src: str, method: str | None) -> Claim:
-    keys = ("text", "a", "b", "where", "metric", "expect")
+    keys = KEYS
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: expected a mapping with {', '.join(keys)}, got {item!r} ({src})")
     for k in item:
@@ -86,16 +101,30 @@ def _claim(item: Any, where: str, src: str, method: str | None) -> Claim:
     expect = item.get("expect", "greater")
     if expect not in EXPECT:
         raise ConfigError(f"{where}.expect: expected one of greater | less (the sign of A − B), got {expect!r} ({src})")
-    return Claim(text.strip(), arms["a"], arms["b"], arms["where"], metric, expect)
+    margin, relative = _margin(item.get("margin"), f"{where}.margin", src)
+    return Claim(text.strip(), arms["a"], arms["b"], arms["where"], metric, expect, margin, relative)
 
 
-def save(claims: tuple[Claim, ...], run_dir: Path) -> None:
-    from dipddpm.record import atomic_write_text
-
-    atomic_write_text(run_dir / FILE, json.dumps([c.as_dict() for c in claims], indent=1))
+def _margin(raw: Any, where: str, src: str) -> tuple[float | None, bool]:
+    """`margin: 0.5` (the metric's units) or `margin: 5%` (relative to B); None: no equivalence test."""
+    if raw is None:
+        return None, False
+    if isinstance(raw, str) and raw.strip().endswith("%"):
+        try:
+            pct = float(raw.strip()[:-1])
+        except ValueError:
+            pct = math.nan
+        if math.isfinite(pct) and 0 < pct < 100:
+            return pct / 100, True
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw) and raw > 0:
+        return float(raw), False
+    shown = raw if not isinstance(raw, str) else raw[:40]
+    raise ConfigError(f"{where}: expected a number > 0 in the metric's units or a percentage such as 5%, "
+                      f"got {shown!r} ({src})")
 
 
 def load(run_dir: Path) -> tuple[Claim, ...]:
+    """The claims an older run folder kept in claims.json (newer folders keep them in sweep.json)."""
     path = run_dir / FILE
     if not path.is_file():
         return ()

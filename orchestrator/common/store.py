@@ -68,6 +68,14 @@ class ResultsStore:
         self._status = {k: r["status"] for k, r in by_key.items()}
         return list(by_key.values())
 
+    def history(self) -> list[dict]:
+        """Every readable record in file order, repeats included: the order the sweep received them in."""
+        if not self.path.exists():
+            return []
+        with self.path.open(encoding="utf-8", errors="replace") as f:
+            return [rec for n, line in enumerate(f, 1) if line.strip()
+                    for rec in [parse_line(line, f"{self.path}:{n}")] if rec is not None]
+
     def statuses(self) -> dict[str, str]:
         if self._status is None:
             self.records()

@@ -57,20 +57,46 @@ def load_records(run_dir: str | Path) -> list[dict]:
 
 
 def build_report(run_dir: str | Path, records: list[dict] | None = None, metric: str | None = None,
-                 mode: str = "max", claims=None) -> Report:
-    """`claims`: the sweep's claims (default: those its last run saved beside the records)."""
+                 mode: str | None = None, design=None, history: list[dict] | None = None) -> Report:
+    """The report of a run folder. `design`: the sweep's (default: the sweep.json its last run kept, else
+    one rebuilt from the records); `history`: every record in arrival order (default: results.jsonl's), from
+    which adaptive sweeps replay their claims' decisions."""
     from ..common import claims as claims_mod
+    from ..common import design as design_mod
+    from ..common.store import ResultsStore
 
     run_dir = Path(run_dir).resolve()
     records = load_records(run_dir) if records is None else records
-    sections = build_sections(records, metric, mode, claims_mod.load(run_dir) if claims is None else claims)
-    sweep = records[0].get("sweep") or run_dir.parent.name
-    profile = records[0].get("profile") or run_dir.name
+    if design is None:
+        design = design_mod.load(run_dir) or design_mod.from_records(records, claims_mod.load(run_dir))
+    records = _one_sweep(records, design, run_dir)
+    if history is None:
+        history = ResultsStore(run_dir).history() if (run_dir / "results.jsonl").is_file() else records
+    sections = build_sections(records, design, metric or design.metric or None, mode or design.mode, history)
     code = (records[-1].get("versions") or {}).get("dipddpm_code", "?")
-    meta = {"title": f"dipddpm report · {sweep} · {profile}", "sweep": sweep, "profile": profile,
-            "records": len(records), "status": status_text(records), "results": str(run_dir / "results.jsonl"),
-            "code": code, "generated": datetime.datetime.now().isoformat(timespec="seconds")}
+    meta = {"title": f"dipddpm report · {design.name} · {design.profile}", "sweep": design.name,
+            "profile": design.profile, "records": len(records), "status": status_text(records),
+            "results": str(run_dir / "results.jsonl"), "code": code,
+            "generated": datetime.datetime.now().isoformat(timespec="seconds")}
     return Report(run_dir, records, sections, meta)
+
+
+def _one_sweep(records: list[dict], design, run_dir: Path) -> list[dict]:
+    """The records of the design's sweep and profile; others are counted in a warning, never mixed in."""
+    mine = [r for r in records if r.get("sweep", design.name) == design.name
+            and r.get("profile", design.profile) == design.profile and r.get("method", design.method) == design.method]
+    if len(mine) < len(records):
+        others: dict[str, int] = {}
+        for r in records:
+            if r not in mine:
+                label = f"{r.get('sweep')}/{r.get('profile')} ({r.get('method')})"
+                others[label] = others.get(label, 0) + 1
+        log.warning("%s: %d of %d records belong to other sweeps or profiles (%s); reporting %s/%s only",
+                    run_dir / "results.jsonl", len(records) - len(mine), len(records),
+                    ", ".join(f"{k}: {v}" for k, v in others.items()), design.name, design.profile)
+    if not mine:
+        raise ConfigError(f"{run_dir / 'results.jsonl'}: no records of sweep {design.name} ({design.profile}) here")
+    return mine
 
 
 def render(report: Report, fmt: str) -> str:

@@ -15,8 +15,9 @@ import json
 import logging
 from pathlib import Path
 
-from .analysis import ORACLE, Section, cell_label, ok, oracle_record, pooled
-from .pairing import flatten, same
+from ..common.design import norm
+from .analysis import ORACLE, Section, cell_label, estimate, ok, oracle_record
+from .pairing import same
 
 log = logging.getLogger(__name__)
 MAX_IMAGES = 3
@@ -49,13 +50,13 @@ def load_curves(run_dir: Path, key: str) -> dict:
 
 
 def closest_to_reference(section: Section, records: list[dict]) -> dict | None:
-    """The record whose config differs from the sweep's reference in the fewest fields (lowest seed first)."""
-    ref = section.index.ref
+    """The record whose grid cell moves the fewest keys away from the sweep's base (lowest seed first)."""
+    design = section.design
 
     def distance(r):
-        flat = flatten(r["config"])
-        return (sum(not same(v, ref.get(k)) for k, v in flat.items() if v is not None and k != "seed"),
-                r.get("seed", 0))
+        p = design.point(r.get("cell_key") or "")
+        moved = sum(norm(v) != norm(design.base.get(k)) for k, v in (p.cell if p else r.get("cell") or {}).items())
+        return (moved, r.get("seed", 0))
 
     return min(records, key=distance) if records else None
 
@@ -150,17 +151,24 @@ def start_records(section: Section) -> dict[str, list[dict]]:
     return out
 
 
+def yerr(ests: list) -> list[list[float]]:
+    """Asymmetric error bars from estimates (none below 3 units, or where the interval is unknown)."""
+    return [[e.mean - e.low if e.low is not None else 0 for e in ests],
+            [e.high - e.mean if e.high is not None else 0 for e in ests]]
+
+
 def _start_bars(ax, section: Section) -> None:
     by_start = start_records(section)
     dip = by_start.get("dip", [])
     bars = [("observation y", dip, "psnr_observation"), ("NL-means", dip, "psnr_nlm"),
             ("DIP alone", dip, "psnr_dip"), ("DDPM from noise", by_start.get("noise", []), "psnr"),
             ("DDPM from y", by_start.get("observation", []), "psnr"), ("DDPM from DIP", dip, "psnr")]
-    shown = [(name, pooled(recs, m)) for name, recs, m in bars if recs and pooled(recs, m) is not None]
+    shown = [(name, est) for name, recs, m in bars if recs
+             for est in [estimate(section.method, recs, m)] if est is not None]
     if not shown:
         return
     xs = range(len(shown))
-    ax.bar(xs, [e.mean for _, e in shown], yerr=[e.half or 0 for _, e in shown], capsize=4,
+    ax.bar(xs, [e.mean for _, e in shown], yerr=yerr([e for _, e in shown]), capsize=4,
            color=["tab:red", "black", "tab:green", "tab:gray", "tab:blue", "tab:orange"][: len(shown)])
     for x, (_, e) in zip(xs, shown):
         ax.annotate(f"{e.mean:.2f}", (x, e.mean), ha="center", xytext=(0, 3), textcoords="offset points", fontsize=8)
@@ -171,10 +179,12 @@ def _start_bars(ax, section: Section) -> None:
 
 
 def _loss_lines(ax, section: Section, run_dir: Path) -> None:
+    """One training-loss line per trained model, for at most 8 cells (their first seed's trial)."""
     drawn: set = set()
-    for r in ok(section.records):
-        loss = (load_curves(run_dir, r["trial_key"]).get("ddpm") or {}).get("train_loss")
-        if not loss or tuple(loss) in drawn or len(drawn) >= 8:
+    for c in section.cells[:8]:
+        r = next(iter(ok(c.records)), None)
+        loss = (load_curves(run_dir, r["trial_key"]).get("ddpm") or {}).get("train_loss") if r else None
+        if not loss or tuple(loss) in drawn:
             continue
         drawn.add(tuple(loss))
         steps = (r.get("metrics") or {}).get("train_steps") or len(loss)
@@ -188,41 +198,45 @@ def _loss_lines(ax, section: Section, run_dir: Path) -> None:
 
 
 def axis_series(section: Section, axis: str) -> list[tuple[str, list, list]]:
-    """[(series label, x values, Estimates)] for one axis: each value against the reference, other axes fixed."""
-    from .analysis import short
+    """[(series label, x values, Estimates)] for one axis: each value against the base, other axes fixed.
+    Cells pair through the design (once per cell), then their records join by seed."""
+    from .analysis import cell_text
 
-    index, ref = section.index, section.index.ref.get(axis)
-    values = [ref] + [v for v in {json.dumps(r["cell"][axis], sort_keys=True): r["cell"][axis]
-                                  for r in ok(section.records) if axis in (r.get("cell") or {})}.values()
-                      if not same(v, ref)]
+    design, index = section.design, section.index
+    ref = design.base.get(axis)
+    values = [ref] + [v for v in design.axis_values(axis) if not same(v, ref)]
     if len(values) < 2:
         return []
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         values.sort()
     series: dict[str, dict[int, list[dict]]] = {}
     labels: dict[str, str] = {}
-    for r in ok(section.records):
-        if not same(flatten(r["config"]).get(axis), ref):
+    for p in {q.cell_key: q for q in design.points if same(design.value(q, axis), ref)}.values():
+        anchors = {s: r for s, r in index.at(p.cell_key).items() if r.get("status") == "ok"}
+        if not anchors:
             continue
-        key = r.get("cell_key") or r["trial_key"]
-        others = {k: v for k, v in (r.get("cell") or {}).items() if k != axis}
-        labels[key] = ", ".join(f"{k.split('.')[-1]}={short(v)}" for k, v in others.items()) or "base"
+        labels[p.cell_key] = cell_text({k: v for k, v in p.cell.items() if k != axis})
         for i, v in enumerate(values):
-            m = index.counterpart(r, {axis: v})
-            if m is not None and not m.also_moved and m.record.get("status") == "ok":
-                series.setdefault(key, {}).setdefault(i, []).append(m.record)
+            found = design.counterpart(p, {axis: v}) if not same(v, ref) else (p, ())
+            if found is None or found[1]:
+                continue
+            at = index.at(found[0].cell_key)
+            recs = [at[s] for s in anchors if s in at and at[s].get("status") == "ok"]
+            if recs:
+                series.setdefault(p.cell_key, {})[i] = recs
     out = []
     for key, points in sorted(series.items(), key=lambda kv: -len(kv[1])):
         if len(points) >= 2:
             idx = sorted(points)
-            out.append((labels[key], [values[i] for i in idx], [pooled(points[i], section.headline) for i in idx]))
+            out.append((labels[key], [values[i] for i in idx],
+                        [estimate(section.method, points[i], section.headline) for i in idx]))
     return out[:MAX_SERIES]
 
 
 def axes_figure(section: Section) -> bytes | None:
-    from .analysis import ref_label, axes_of, short
+    from .analysis import base_label, short
 
-    panels = [(a, s) for a in axes_of(section.records) if (s := axis_series(section, a))]
+    panels = [(a, s) for a in section.design.axes if (s := axis_series(section, a))]
     if not panels:
         return None
     plt = _plt()
@@ -232,10 +246,10 @@ def axes_figure(section: Section) -> bytes | None:
     for ax, (axis, series) in zip(axes.flat, panels):
         for j, (label, xs, ests) in enumerate(series):
             pos = [i + 0.08 * (j - (len(series) - 1) / 2) for i in range(len(xs))]
-            ax.errorbar(pos, [e.mean for e in ests], yerr=[e.half or 0 for e in ests], marker="o", capsize=3,
+            ax.errorbar(pos, [e.mean for e in ests], yerr=yerr(ests), marker="o", capsize=3,
                         label=label[:40])
-            ref = section.index.ref.get(axis)
-            ax.set_xticks(range(len(xs)), [(ref_label(axis, section.index) + " (base)") if same(x, ref) else short(x)
+            ref = section.design.base.get(axis)
+            ax.set_xticks(range(len(xs)), [(base_label(section.design, axis) + " (base)") if same(x, ref) else short(x)
                                            for x in xs], rotation=20, fontsize=8)
         ax.set_title(axis, fontsize=9)
         ax.set_ylabel(section.headline)
@@ -250,14 +264,15 @@ def axes_figure(section: Section) -> bytes | None:
 
 
 def time_quality_figure(section: Section) -> bytes | None:
-    pts = [(c, pooled(c.ok, "time_s"), pooled(c.ok, section.headline)) for c in section.cells]
+    pts = [(c, estimate(section.method, c.records, "time_s"), estimate(section.method, c.records, section.headline))
+           for c in section.cells]
     pts = [(c, t, q) for c, t, q in pts if t is not None and q is not None]
     if not pts:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 5))
     for c, t, q in pts:
-        ax.errorbar([t.mean], [q.mean], xerr=[t.half or 0], yerr=[q.half or 0], marker="o", capsize=3,
+        ax.errorbar([t.mean], [q.mean], xerr=yerr([t]), yerr=yerr([q]), marker="o", capsize=3,
                     mfc="none" if c.oracle else None, color="tab:gray" if c.oracle else "tab:blue")
         ax.annotate(f"#{c.number}" + (f" {ORACLE}" if c.oracle else ""), (t.mean, q.mean), fontsize=8,
                     xytext=(4, 4), textcoords="offset points")

@@ -85,18 +85,22 @@ def log_summary_run(report: Report, project: str) -> str | None:
 # ------------------------------------------------------------------ the spec
 
 def _findings(report: Report) -> str:
+    """The answer first: each claim's verdict, then the best usable configuration per task."""
+    from .render import fmt
+
     lines = []
     for s in report.sections:
-        best = next((t for t in s.tables if t.name == "best"), None)
+        tabs = {t.name: t for t in s.tables}
+        claims = tabs.get("claims")
+        for row in claims.rows if claims else []:
+            rec = dict(zip(claims.columns, row))
+            lines.append(f"- {rec['claim']}: **{rec['verdict']}** (Δ {fmt(rec['Δ = A − B'], 'Δ')}, n = {rec['n']} "
+                         f"units)")
+        best = tabs.get("best")
         if best and best.rows:
-            task, _rank, number, label, n, est = best.rows[0][:6]
-            lines.append(f"- **{s.method}** ({task}): best on `{s.headline}` is #{number} ({label}): "
-                         f"{est.mean:.2f}" + (f" ± {est.half:.2f}" if est.half else "") + f" (n={n}).")
-        comp = next((t for t in s.tables if t.name == "comparisons"), None)
-        for row in (comp.rows if comp else [])[:1]:
-            p = "—" if row[8] is None else f"{row[8]:.3g}"
-            lines.append(f"- {row[0]} on {row[2]}: Δ {row[7].mean:+.2f}"
-                         + (f" ± {row[7].half:.2f}" if row[7].half else "") + f", p = {p}, n = {row[4]}.")
+            rec = dict(zip(best.columns, best.rows[0]))
+            lines.append(f"- **{s.method}** ({rec['task']}): best on `{s.headline}` is #{rec['#']} "
+                         f"({rec['grid cell']}): {fmt(rec[s.headline], s.headline)}.")
     return "\n".join(lines) or "No finished trials yet."
 
 
@@ -127,15 +131,13 @@ def report_spec(report: Report, project: str, entity: str | None) -> dict:
 
 
 def _trial_panels(s) -> list[dict]:
-    from .analysis import axes_of
-
     variant = "staged.variant" if s.method == "staged" else "hybrid.start"
     panels = []
     if s.method == "staged":
         panels += [{"type": "line", "title": f"{m.upper()} against iteration by variant", "x": "Step", "y": [m],
                     "groupby": variant} for m in ("psnr", "ssim")]
     panels += [{"type": "bar", "title": f"{s.headline} by {axis}", "metrics": [s.headline], "groupby": axis}
-               for axis in axes_of(s.records)]
+               for axis in s.design.axes]
     panels.append({"type": "scatter", "title": f"time_s against {s.headline}", "x": "time_s", "y": s.headline})
     panels.append({"type": "media", "title": "restorations",
                    "media_keys": [f"images/{k}" for k in IMAGE_KINDS[s.method]]})

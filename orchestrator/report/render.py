@@ -12,6 +12,9 @@ from .pairing import flatten
 from .stats import Estimate
 
 
+P_COLUMNS = ("p", "p (Holm)", "q (BH)", "TOST p (Holm)")
+
+
 def _digits(column: str) -> int:
     col = column.lower()
     if "ssim" in col:
@@ -26,16 +29,28 @@ def fmt(value, column: str = "") -> str:
     if value is None:
         return "—"
     if isinstance(value, Estimate):
-        sign = "+" if column.startswith("Δ") else ""
-        text = f"{value.mean:{sign}.{d}f}"
-        return text if value.half is None else f"{text} ± {value.half:.{d}f}"
+        return fmt_estimate(value, d, "+" if column.startswith("Δ") else "")
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        if column == "p":
+        if column in P_COLUMNS:
             return "<0.001" if value < 1e-3 else f"{value:.3f}"
         return f"{value:.{d}f}" if math.isfinite(value) else str(value)
     return str(value)
+
+
+def fmt_estimate(est: Estimate, d: int, sign: str = "") -> str:
+    """mean ± half; mean [low, high] when the interval meets the metric's range; below 3 units the values."""
+    text = f"{est.mean:{sign}.{d}f}"
+    if est.low is None:
+        if est.n == 1:
+            return f"{text} (n=1)"
+        if est.values:
+            return f"{text} ({min(est.values):.{d}f}–{max(est.values):.{d}f}, n={est.n})"
+        return f"{text} (n={est.n}, no interval)"
+    if est.centred:
+        return f"{text} ± {est.half:.{d}f}"
+    return f"{text} [{est.low:{sign}.{d}f}, {est.high:{sign}.{d}f}]"
 
 
 def rich_table(tab: Tab, width: int | None = None):
@@ -82,11 +97,11 @@ def markdown_table(tab: Tab) -> str:
 
 
 def flat_columns(tab: Tab) -> list[str]:
-    """Column names with each interval column split into value, ci95 half-width and n."""
+    """Column names with each interval column split into value, its 95% interval's ends and n."""
     out = []
     for i, col in enumerate(tab.columns):
         if any(isinstance(row[i], Estimate) for row in tab.rows):
-            out += [col, f"{col} ci95", f"{col} n"]
+            out += [col, f"{col} low", f"{col} high", f"{col} n"]
         else:
             out.append(col)
     return out
@@ -100,7 +115,7 @@ def flat_rows(tab: Tab) -> list[list]:
         flat = []
         for v, is_est in zip(row, split):
             if is_est:
-                flat += [v.mean, v.half, v.n] if isinstance(v, Estimate) else [None, None, None]
+                flat += [v.mean, v.low, v.high, v.n] if isinstance(v, Estimate) else [v, None, None, None]
             else:
                 flat.append(v)
         out.append(flat)
@@ -110,10 +125,14 @@ def flat_rows(tab: Tab) -> list[list]:
 def report_json(sections: list[Section], meta: dict) -> str:
     body = {"meta": meta, "sections": []}
     for s in sections:
-        tables = {t.name: {"title": t.title, "note": t.note, "columns": flat_columns(t), "rows": flat_rows(t)}
+        tables = {t.name: {"title": t.title, "note": t.note, "columns": flat_columns(t), "rows": _json_safe(flat_rows(t))}
                   for t in s.tables}
         body["sections"].append({"method": s.method, "headline": s.headline, "tables": tables})
     return json.dumps(body, indent=1, allow_nan=False, default=str)
+
+
+def _json_safe(rows: list[list]) -> list[list]:
+    return [[None if isinstance(v, float) and not math.isfinite(v) else v for v in row] for row in rows]
 
 
 def report_markdown(sections: list[Section], meta: dict) -> str:

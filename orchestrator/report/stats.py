@@ -1,8 +1,20 @@
-"""Small-sample statistics for sweep tables: Student-t intervals and paired t-tests.
+"""Statistics for sweep tables and claims (DESIGN §13), on independent units only.
 
-Seeds × images give a handful of values per cell, so intervals use the t
-distribution (n − 1 degrees of freedom), not the normal approximation. With
-one value there is no interval: `half` is None and the tables say so.
+Every function here takes one value per unit of replication (`units.py` says
+what a unit is: a staged (seed, image) fit, a hybrid training seed), never one
+per image of a model that several images share.
+
+- `mean_ci`: Student-t interval over units, from MIN_UNITS units on; below
+  that there is no interval, only the values (shown as min–max). An interval
+  never leaves the metric's range (`bounds`).
+- `one_sample`: the mean paired difference, its t interval and two-sided p.
+- `tost_p`: two one-sided tests against ±margin (Schuirmann 1987): a small p
+  says the difference lies inside the margin.
+- `holm`, `bh`: family-wise (Holm 1979) and false-discovery-rate
+  (Benjamini–Hochberg 1995) adjustments, vectorised along the last axis.
+- `family_verdicts`: a family of claims decided at once with Holm over every
+  hypothesis it tests (a difference per claim, an equivalence per margin);
+  numpy in, numpy out, so simulations decide thousands of families at once.
 """
 
 from __future__ import annotations
@@ -10,82 +22,181 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import stats as _st
 
 LEVEL = 0.95
+ALPHA = 0.05
+MIN_UNITS = 3  # below this no verdict and no interval, whatever the numbers (DESIGN §13)
+
+# Verdicts, as codes for vectorised decisions and as the words the tables print.
+NO_PAIRS, TOO_FEW, UNDECIDED, SUPPORTED, CONTRADICTED, EQUIVALENT = range(6)
+WORDS = {NO_PAIRS: "no pairs ran", TOO_FEW: "too few replicates", UNDECIDED: "not distinguishable at this n",
+         SUPPORTED: "supported", CONTRADICTED: "contradicted", EQUIVALENT: "equivalent"}
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A mean with a two-sided `level` confidence interval mean ± half (half None when n < 2)."""
+    """A mean over n units with its interval [low, high] (None below MIN_UNITS: `values` instead)."""
 
     mean: float
-    half: float | None
+    low: float | None
+    high: float | None
     n: int
     std: float | None = None
+    values: tuple[float, ...] = ()
 
     @property
-    def low(self) -> float | None:
-        return None if self.half is None else self.mean - self.half
+    def half(self) -> float | None:
+        """Half the interval's width (an interval cut at the metric's range is not centred: see low, high)."""
+        return None if self.low is None else (self.high - self.low) / 2
 
     @property
-    def high(self) -> float | None:
-        return None if self.half is None else self.mean + self.half
+    def centred(self) -> bool:
+        return self.low is not None and math.isclose(self.mean - self.low, self.high - self.mean, rel_tol=1e-9,
+                                                     abs_tol=1e-12)
 
 
 @dataclass(frozen=True)
 class Paired:
-    """Mean of the differences a − b over matched pairs, its interval, and a paired t-test's p-value."""
+    """The mean over units of the paired differences a − b, its interval, p, and the arms' means."""
 
     diff: Estimate
     p: float | None
     mean_a: float
     mean_b: float
-    wins: int  # pairs with a > b
+    wins: int  # units with a > b
 
 
-def _finite(values) -> list[float]:
+def finite(values) -> list[float]:
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
             continue
         if math.isfinite(v):
             out.append(float(v))
     return out
 
 
-def mean_ci(values, level: float = LEVEL) -> Estimate | None:
-    """Mean ± t_{(1+level)/2, n−1} · s/√n over the finite numbers in `values`; None when there are none."""
-    xs = _finite(values)
+def t_multiplier(n: int, level: float = LEVEL) -> float:
+    return float(_st.t.ppf(0.5 + level / 2, n - 1))
+
+
+def mean_ci(values, level: float = LEVEL, bounds: tuple[float, float] | None = None) -> Estimate | None:
+    """Mean ± t_{(1+level)/2, n−1} · s/√n over the finite values (one per unit), cut to `bounds`;
+    below MIN_UNITS units the values themselves; None when there are none."""
+    xs = finite(values)
     n = len(xs)
     if n == 0:
         return None
     mean = math.fsum(xs) / n
-    if n == 1:
-        return Estimate(mean, None, 1)
-    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1))  # sample standard deviation
-    half = float(_st.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
-    return Estimate(mean, half, n, std)
+    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else None
+    if n < MIN_UNITS:
+        return Estimate(mean, None, None, n, std, tuple(xs))
+    half = t_multiplier(n, level) * std / math.sqrt(n)
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Estimate(mean, low, high, n, std)
+
+
+def t_p_value(mean, std, n):
+    """Two-sided p of a one-sample t-test of mean 0 (numpy-vectorised; NaN where n < 2).
+    A zero standard deviation gives p = 1 for a zero mean and 0 otherwise."""
+    mean, std, n = np.broadcast_arrays(*(np.asarray(x, float) for x in (mean, std, n)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = mean / (std / np.sqrt(n))
+        p = 2 * _st.t.sf(np.abs(t), np.maximum(n - 1, 1))
+    p = np.where(std == 0, np.where(mean == 0, 1.0, 0.0), p)
+    return np.where(n >= 2, p, np.nan)
+
+
+def tost_p(mean, std, n, margin):
+    """Two one-sided t-tests of H0: |μ| ≥ margin (vectorised; NaN where n < 2 or no margin):
+    max(P(T ≥ (d̄ + m)/se), P(T ≤ (d̄ − m)/se)). Small p: equivalent within ±margin."""
+    mean, std, n, margin = np.broadcast_arrays(*(np.asarray(x, float) for x in (mean, std, n, margin)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = std / np.sqrt(n)
+        df = np.maximum(n - 1, 1)
+        p = np.maximum(_st.t.sf((mean + margin) / se, df), _st.t.cdf((mean - margin) / se, df))
+    p = np.where(se == 0, np.where(np.abs(mean) < margin, 0.0, 1.0), p)
+    return np.where((n >= 2) & np.isfinite(margin), p, np.nan)
+
+
+def one_sample(d, a=None, b=None, level: float = LEVEL) -> Paired | None:
+    """Paired comparison from one difference per unit (and the arms' unit means, for the table)."""
+    est = mean_ci(d, level)
+    if est is None:
+        return None
+    p = float(t_p_value(est.mean, est.std, est.n)) if est.n >= MIN_UNITS else None
+    xs = finite(d)
+    mean_a = math.fsum(finite(a)) / len(finite(a)) if a is not None and finite(a) else math.nan
+    mean_b = math.fsum(finite(b)) / len(finite(b)) if b is not None and finite(b) else math.nan
+    return Paired(est, p, mean_a, mean_b, sum(x > 0 for x in xs))
 
 
 def paired(a, b, level: float = LEVEL) -> Paired | None:
-    """Paired comparison of equal-length sequences (pairs with a non-finite member are dropped).
-
-    t = mean(d) / (s_d / √n) with n − 1 degrees of freedom, two-sided. When every
-    difference is equal, s_d = 0: p is 1 for a zero difference, 0 otherwise.
-    """
+    """Paired comparison of equal-length sequences of unit values (pairs with a non-finite member dropped)."""
     if len(a) != len(b):
         raise ValueError(f"paired: {len(a)} values against {len(b)}")
-    pairs = [(x, y) for x, y in zip(a, b) if _finite([x]) and _finite([y])]
+    pairs = [(x, y) for x, y in zip(a, b) if finite([x]) and finite([y])]
     if not pairs:
         return None
-    d = mean_ci([x - y for x, y in pairs], level)
-    p = None
-    if d.n >= 2:
-        if d.std == 0:
-            p = 1.0 if d.mean == 0 else 0.0
-        else:
-            t = d.mean / (d.std / math.sqrt(d.n))
-            p = float(2 * _st.t.sf(abs(t), d.n - 1))
-    return Paired(d, p, math.fsum(x for x, _ in pairs) / len(pairs), math.fsum(y for _, y in pairs) / len(pairs),
-                  sum(x > y for x, y in pairs))
+    return one_sample([x - y for x, y in pairs], [x for x, _ in pairs], [y for _, y in pairs], level)
+
+
+# ---------------------------------------------------------------- multiplicity
+
+def _sorted_finite(p):
+    p = np.asarray(p, float)
+    order = np.argsort(np.where(np.isnan(p), np.inf, p), axis=-1, kind="stable")
+    return p, order, np.take_along_axis(p, order, -1), np.sum(~np.isnan(p), axis=-1, keepdims=True)
+
+
+def holm(p):
+    """Holm's step-down adjusted p-values along the last axis (NaN: not tested, not counted)."""
+    p, order, ps, m = _sorted_finite(p)
+    k = np.arange(p.shape[-1])
+    adj = np.fmax.accumulate(np.minimum(1.0, (m - k) * ps), axis=-1)
+    out = np.empty_like(p)
+    np.put_along_axis(out, order, adj, -1)
+    return np.where(np.isnan(p), np.nan, out)
+
+
+def bh(p):
+    """Benjamini–Hochberg q-values along the last axis (NaN: not tested, not counted)."""
+    p, order, ps, m = _sorted_finite(p)
+    k = np.arange(1, p.shape[-1] + 1)
+    q = np.minimum(1.0, m * ps / k)
+    q = np.flip(np.fmin.accumulate(np.flip(q, -1), axis=-1), -1)
+    out = np.empty_like(p)
+    np.put_along_axis(out, order, q, -1)
+    return np.where(np.isnan(p), np.nan, out)
+
+
+# ---------------------------------------------------------------- a family of claims at fixed n
+
+def family_verdicts(mean, std, n, expect, margin, alpha: float = ALPHA) -> dict:
+    """Decide a family of claims (the last axis) at once.
+
+    mean, std, n: each claim's unit differences summarised; expect: +1 (A > B) or −1;
+    margin: the equivalence margin in the same units (NaN: none). The family's
+    hypotheses are every claim's "Δ = 0" (two-sided t) and, for claims with a
+    margin, "|Δ| ≥ margin" (TOST); Holm adjusts them together, so the chance of
+    any false verdict in the family stays ≤ alpha. Returns codes and p-values.
+    """
+    mean, std, n, expect, margin = np.broadcast_arrays(*(np.asarray(x, float)
+                                                         for x in (mean, std, n, expect, margin)))
+    enough = n >= MIN_UNITS
+    p_diff = np.where(enough, t_p_value(mean, std, n), np.nan)
+    p_eq = np.where(enough, tost_p(mean, std, n, margin), np.nan)
+    adj = holm(np.concatenate([p_diff, p_eq], axis=-1))
+    k = mean.shape[-1]
+    adj_diff, adj_eq = adj[..., :k], adj[..., k:]
+    code = np.full(mean.shape, UNDECIDED)
+    differs = adj_diff <= alpha
+    code = np.where(differs & (np.sign(mean) == expect), SUPPORTED, code)
+    code = np.where(differs & (np.sign(mean) == -expect), CONTRADICTED, code)
+    code = np.where(adj_eq <= alpha, EQUIVALENT, code)
+    code = np.where(enough, code, np.where(n == 0, NO_PAIRS, TOO_FEW))
+    return {"code": code, "p": p_diff, "p_holm": adj_diff, "p_tost": p_eq, "p_tost_holm": adj_eq}

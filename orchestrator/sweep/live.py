@@ -1,4 +1,9 @@
-"""Driver-side Tune callback: writes each finished trial's record and drives a rich live view.
+"""Driver-side Tune callback: writes each finished trial's record and shows the sweep's progress.
+
+In a terminal, a rich live view (trials done / running / pending / failed, ETA,
+best so far and, under adaptive replication, each claim's state). Without one
+(`--no-live`, CI logs, `nohup`, `| tee`), one line per finished trial: status,
+cell, headline metric, done/total, ETA — what a log reader expects.
 
 Nothing raised here may reach Tune: an exception in a callback ends `fit()`
 and with it the sweep. Each hook logs what went wrong and carries on; a
@@ -11,9 +16,11 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import time
 
 from ray.tune import Callback
+from rich.console import Group
 from rich.table import Table
 
 from ..common.store import ResultsStore
@@ -35,9 +42,13 @@ def _guarded(hook):
 class SweepProgress(Callback):
     """Counts trials, keeps the best headline value and appends records as trials finish."""
 
-    def __init__(self, store: ResultsStore, total: int, metric: str, mode: str, concurrency: int, sync=None):
+    def __init__(self, store: ResultsStore, total: int, metric: str, mode: str, concurrency: int, sync=None,
+                 searcher=None, console=None):
+        """`searcher`: an AdaptiveSearcher fed each record once written; `console`: print a line per finished
+        trial there (no live view)."""
         self.store, self.total, self.metric, self.mode = store, total, metric, mode
         self.sync = sync  # uploads each trial's offline W&B run when the driver is online
+        self.searcher, self.console = searcher, console
         self.concurrency = max(1, concurrency)
         self.running: dict[str, float] = {}
         self.done = self.failed = 0
@@ -49,8 +60,9 @@ class SweepProgress(Callback):
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["live"] = None  # a rich Live holds locks and a terminal: not part of Tune's saved state
-        state["sync"] = None  # a thread
+        # Tune pickles its callbacks with the experiment state: a rich Live holds locks and a terminal, the
+        # sync a thread, the searcher the plan (results.jsonl is the state that matters)
+        state.update(live=None, sync=None, searcher=None, console=None)
         return state
 
     @_guarded
@@ -63,17 +75,22 @@ class SweepProgress(Callback):
         if "record" not in result:
             return
         record = json.loads(result["record"])
-        self.store.append(record)
+        written = self.store.append(record)
+        if written and self.searcher is not None:
+            self.searcher.feed(record)
         if self.sync is not None and record.get("wandb_folder"):
             self.sync.submit(self.store.dir / "wandb" / record["wandb_folder"])
         value = record["metrics"].get(self.metric)
         if isinstance(value, (int, float)) and record["status"] == "ok":
             better = self.best is None or (value > self.best[0] if self.mode == "max" else value < self.best[0])
             if better:
-                fired = record["metrics"].get("es_fired")  # the fraction of images where ES-WMV fired
-                label = record["trial_key"] + (f", ES fired {fired:.0%}" if self.metric == "psnr_es" and
-                                               isinstance(fired, (int, float)) else "")
-                self.best = (value, label)
+                self.best = (value, record["trial_key"] + self._fired(record))
+        if written:
+            self._line(record, value)
+
+    def _fired(self, record: dict) -> str:
+        fired = record["metrics"].get("es_fired")  # the fraction of images where ES-WMV fired
+        return f", ES fired {fired:.0%}" if self.metric == "psnr_es" and isinstance(fired, (int, float)) else ""
 
     @_guarded
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -95,15 +112,55 @@ class SweepProgress(Callback):
         if self.live is not None:
             self.live.update(self.render())
 
-    def render(self) -> Table:
-        pending = self.total - self.done - self.failed - len(self.running)
-        eta = "—"
-        if self.durations:
-            per = sum(self.durations) / len(self.durations)
-            eta = f"{per * (pending + len(self.running) / 2) / self.concurrency / 60:.1f} min"
+    # ------------------------------------------------------------------ what it shows
+
+    def pending(self) -> int:
+        if self.searcher is not None:
+            return len([t for t in self.searcher.queue if not self.searcher._started(t.key)])
+        return max(self.total - self.done - self.failed - len(self.running), 0)
+
+    def eta(self) -> str:
+        if not self.durations:
+            return "—"
+        per = sum(self.durations) / len(self.durations)
+        return f"{per * (self.pending() + len(self.running) / 2) / self.concurrency / 60:.1f} min"
+
+    def _line(self, record: dict, value) -> None:
+        """One line per finished trial when there is no live view."""
+        if self.console is None:
+            return
+        from ..report.tabs import cell_text
+
+        n = self.done + self.failed + 1
+        total = f"/{self.total}" if self.searcher is None else ""
+        shown = f"{self.metric} {value:.2f}{self._fired(record)}" if isinstance(value, (int, float)) and \
+            math.isfinite(value) else (record.get("error") or "no value")[:120]
+        wall = record["metrics"].get("wall_s")
+        claims = f" · {self.searcher.status()}" if self.searcher is not None else ""
+        self.console.print(f"[{n}{total}] {record['status']:<8} {cell_text(record.get('cell') or {})} · seed "
+                           f"{record.get('seed')} · {shown}" + (f" · {wall:.0f} s" if wall else "")
+                           + f" · ETA {self.eta()}{claims}", markup=False, highlight=False, soft_wrap=True)
+
+    def render(self):
         best = f"{self.best[0]:.2f} ({self.best[1]})" if self.best else "—"
         t = Table(title=f"sweep · {time.time() - self.t0:.0f} s", show_header=True)
         for col in ("done", "running", "pending", "failed", "ETA", f"best {self.metric}"):
             t.add_column(col, justify="right")
-        t.add_row(str(self.done), str(len(self.running)), str(max(pending, 0)), str(self.failed), eta, best)
-        return t
+        t.add_row(str(self.done), str(len(self.running)), str(self.pending()), str(self.failed), self.eta(), best)
+        if self.searcher is None:
+            return t
+        return Group(t, claims_view(self.searcher))
+
+
+def claims_view(searcher) -> Table:
+    """Each claim's state while the sweep runs: decided or not, n units, the interval, the trials it cost."""
+    from ..report.render import fmt
+
+    t = Table(title=searcher.status(), show_header=True)
+    for col in ("claim", "state", "n", "interval (anytime-valid)", "trials"):
+        t.add_column(col, justify="left" if col in ("claim", "state") else "right", overflow="fold")
+    for st in searcher.claims():
+        low, high = st.low, st.high
+        interval = f"[{fmt(low, 'Δ')}, {fmt(high, 'Δ')}]" if math.isfinite(low) and math.isfinite(high) else "—"
+        t.add_row(st.row.claim.text[:70], st.verdict(), str(st.d.n), interval, str(st.trials))
+    return t

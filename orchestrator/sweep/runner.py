@@ -21,9 +21,8 @@ from pathlib import Path
 from dipddpm.config import config_dict
 from dipddpm.errors import ConfigError
 
-from ..common.claims import save as save_claims
 from ..common.store import ResultsStore, fresh_dir
-from .spec import SweepSpec, Trial, expand, needs_gpu, resources_for
+from .spec import SweepSpec, Trial, needs_gpu, plan, resources_for
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +49,7 @@ class SweepOptions:
     project: str | None = None
     live: bool = True
     max_trials: int = 5000
+    replicate: dict | None = None  # command-line flags over the sweep's replicate: section
 
 
 # Never passed to a worker, in runtime_env or in the environment an embedded cluster inherits.
@@ -124,24 +124,44 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
             nodes = check_nodes()
             console.print(f"cluster: {len(nodes)} nodes, each running this package's code {nodes[0]['code']}")
         profile = choose_profile(opts.profile, spec)
-        trials, merged = expand(spec, profile, max_trials=opts.max_trials)
+        sweep_plan = plan(spec, profile, max_trials=opts.max_trials, replicate=opts.replicate)
+        trials, merged = sweep_plan.trials, sweep_plan.merged
         run_dir = Path(opts.runs_dir).resolve() / spec.name / profile
         if opts.fresh:
             fresh_dir(run_dir)
         store = ResultsStore(run_dir)
-        save_claims(spec.claims, run_dir)  # `report` on this folder tests the same claims
+        sweep_plan.design.save(run_dir)  # `report` on this folder pairs against this sweep's own base
         done = store.done_keys(opts.retry_failed)
-        todo = interleave_by_artefact([t for t in trials if t.key not in done])
-        console.print(f"sweep [bold]{spec.name}[/] · profile [bold]{profile}[/] · {len(trials)} trials "
-                      f"({merged} merged cells) · {len(trials) - len(todo)} already done · {len(todo)} to run · {run_dir}")
-        if todo:
-            _fit(spec, opts, profile, todo, store, run_dir, console)
+        searcher = None
+        if sweep_plan.replicate is not None:
+            from .adaptive import AdaptiveSearcher
+
+            searcher = AdaptiveSearcher(sweep_plan, store.history(), done, spec.metric, trial_payload,
+                                        interleave_by_artefact)
+            rule = sweep_plan.replicate
+            initial = [t for t in sweep_plan.initial() if t.key not in done]
+            console.print(f"sweep [bold]{spec.name}[/] · profile [bold]{profile}[/] · adaptive: every cell at seeds "
+                          f"0–{rule.min_seeds - 1}, claimed cells up to seed {rule.max_seeds - 1} · "
+                          f"{len(initial)} first trials to run · {searcher.status()} · {run_dir}")
+            if searcher.has_work():
+                _fit(spec, opts, profile, initial, store, run_dir, console, searcher)
+            expected = {t.key for t in sweep_plan.initial()} | searcher.proposed
+        else:
+            todo = interleave_by_artefact([t for t in trials if t.key not in done])
+            console.print(f"sweep [bold]{spec.name}[/] · profile [bold]{profile}[/] · {len(trials)} trials "
+                          f"({merged} merged cells) · {len(trials) - len(todo)} already done · {len(todo)} to run · "
+                          f"{run_dir}")
+            if todo:
+                _fit(spec, opts, profile, todo, store, run_dir, console)
+            expected = {t.key for t in trials}
         keys = {t.key for t in trials}
         records = [r for r in store.records() if r["trial_key"] in keys]
         if records:
-            final_report(spec, opts, records, run_dir, console)
-        missing = len(keys) - len(records)
+            final_report(spec, opts, records, run_dir, console, sweep_plan.design)
+        missing = len(expected - {r["trial_key"] for r in records})
         failed = sum(r["status"] == "failed" for r in records)
+        if searcher is not None:
+            console.print(f"adaptive replication: {searcher.status()}")
         console.print(f"{len(records)} records in {store.path}" + (f" · {failed} failed" if failed else "")
                       + (f" · {missing} not finished (run again to resume)" if missing else ""))
         return 0 if not missing and not failed else 1
@@ -150,7 +170,7 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
             ray.shutdown()
 
 
-def final_report(spec: SweepSpec, opts: SweepOptions, records: list[dict], run_dir: Path, console) -> None:
+def final_report(spec: SweepSpec, opts: SweepOptions, records: list[dict], run_dir: Path, console, design) -> None:
     """The sweep's closing summary: the report's own tables in the terminal, the report files, W&B's summary run.
 
     Records are already safe in results.jsonl: a failure here is a warning, never a lost result.
@@ -159,7 +179,7 @@ def final_report(spec: SweepSpec, opts: SweepOptions, records: list[dict], run_d
     from ..report.publish import log_summary_run
 
     try:
-        report = build_report(run_dir, records, spec.metric, spec.mode, spec.claims)
+        report = build_report(run_dir, records, spec.metric, spec.mode, design)
         print_tables(report, console, ("cells", "comparisons", "best", "problems", "claims"))
         written = write_files(report, run_dir)
         console.print("report: " + " · ".join(str(p) for p in written))
@@ -171,7 +191,15 @@ def final_report(spec: SweepSpec, opts: SweepOptions, records: list[dict], run_d
                     "`python -m orchestrator report %s`", exc, run_dir / "results.jsonl", run_dir)
 
 
-def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) -> None:
+def trial_payload(t: Trial) -> dict:
+    """What Tune hands the trainable for one trial: its config, cell and images as data (no paths)."""
+    return {"trial": {"key": t.key, "config": config_dict(t.config), "cell": t.cell, "cell_key": t.cell_key,
+                      "images": t.described_images()}}
+
+
+def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, searcher=None) -> None:
+    """Run `todo` on Tune: all of it as a grid, or, with an adaptive searcher, what it proposes (todo: the
+    first trials, whose images are shipped up front; the plan's other trials share their images)."""
     import ray
     from ray import tune
     from rich.live import Live
@@ -191,33 +219,41 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console) 
            "run_uid": store.run_uid(), "code": code_fingerprint(), "wandb_mode": worker_mode(wandb_mode())}
     hub = start_hub(run_dir, str(Path(opts.cache_dir or default_root()).resolve()))
     # Each file image once in the object store; a trial fetches only its own (bundled ones travel by name).
-    payloads = {img.sha256: ray.put(img.payload) for t in todo for img in t.images.all() if not img.bundled}
+    shipped = todo if searcher is None else searcher.all_trials()  # a searcher may propose any trial of the plan
+    payloads = {img.sha256: ray.put(img.payload) for img in {i.sha256: i for t in shipped for i in t.images.all()
+                                                             if not i.bundled}.values()}
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx, payloads=payloads, hub=hub),
                                     {"cpu": res.cpu, "gpu": res.gpu})
-    space = {"trial": tune.grid_search([{"key": t.key, "config": config_dict(t.config), "cell": t.cell,
-                                         "cell_key": t.cell_key, "images": t.described_images()} for t in todo])}
     concurrency = opts.max_concurrent or max(1, int(_cluster_cpus() // res.cpu))
     sync = OnlineSync(project) if wandb_mode() == "online" else None
-    progress = SweepProgress(store, len(todo), spec.metric, spec.mode, concurrency, sync)
+    live = opts.live and console.is_terminal  # a log or a pipe gets one line per finished trial instead
+    progress = SweepProgress(store, len(todo), spec.metric, spec.mode, concurrency, sync, searcher,
+                             console=None if live else console)
 
     def name(trial) -> str:
         return trial.config["trial"]["key"]
 
+    if searcher is None:
+        space = {"trial": tune.grid_search([trial_payload(t)["trial"] for t in todo])}
+        tune_config = tune.TuneConfig(max_concurrent_trials=opts.max_concurrent, trial_name_creator=name,
+                                      trial_dirname_creator=name, reuse_actors=True)
+    else:  # Tune asks the searcher for the next (cell, seed) whenever one of `concurrency` slots frees
+        space = {}
+        tune_config = tune.TuneConfig(search_alg=searcher, num_samples=-1, max_concurrent_trials=concurrency,
+                                      trial_name_creator=name, trial_dirname_creator=name, reuse_actors=True)
     tuner = tune.Tuner(
-        trainable, param_space=space,
         # reuse_actors: a trial runs in an actor that already imported torch (seconds per trial on 2 cores)
-        tune_config=tune.TuneConfig(max_concurrent_trials=opts.max_concurrent, trial_name_creator=name, reuse_actors=True,
-                                    trial_dirname_creator=name),
+        trainable, param_space=space, tune_config=tune_config,
         run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=opts.max_failures),
                                   callbacks=[progress]))
     import contextlib
 
-    live_view = Live(progress.render(), console=console, refresh_per_second=2) if opts.live else contextlib.nullcontext()
+    live_view = Live(progress.render(), console=console, refresh_per_second=2) if live else contextlib.nullcontext()
     with live_view as live:
         progress.live = live
         grid = tuner.fit()
-    late = _reconcile(grid, todo, store, spec, profile)
+    late = _reconcile(grid, todo if searcher is None else list(searcher.live_or_proposed()), store, spec, profile)
     if late or progress.errors:
         console.print(f"{late} records written after the trials ({len(progress.errors)} callback errors: "
                       f"{progress.errors[0] if progress.errors else ''})")

@@ -9,6 +9,7 @@ Cells that become equal once inapplicable fields are nulled run once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dipddpm.config import TrialConfig, config_dict, nested, trial_key
+from dipddpm.config import TrialConfig, config_dict, merged_layers, nested, trial_key
 from dipddpm.trial import resolve
 from dipddpm.errors import ConfigError
 from dipddpm.images import ImageSet, images_for
@@ -26,10 +27,14 @@ from dipddpm.metrics import check_metric_name
 from dipddpm.yamlio import load_file
 
 from ..common.claims import parse_claims
+from ..common.design import Design, flatten, point_of
 from ..common.metrics import DEFAULT_METRIC, ORACLE_METRICS
 
-TOP_KEYS = ("name", "method", "metric", "base", "grid", "seeds", "resources", "profiles", "description", "claims")
-PROFILE_KEYS = ("base", "grid", "seeds", "resources")
+TOP_KEYS = ("name", "method", "metric", "base", "grid", "seeds", "resources", "profiles", "description", "claims",
+            "replicate")
+PROFILE_KEYS = ("base", "grid", "seeds", "resources", "replicate")
+REPLICATE_KEYS = ("min_seeds", "max_seeds", "budget")
+BUDGET_KEYS = ("trials", "hours")
 
 
 @dataclass(frozen=True)
@@ -39,11 +44,27 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Replicate:
+    """Adaptive replication (DESIGN §14): every cell starts at seeds 0 … min_seeds−1; cells that an
+    undecided claim pairs gain seeds up to max_seeds − 1, within the budget."""
+
+    min_seeds: int = 3
+    max_seeds: int = 20
+    budget_trials: int | None = None  # records of this sweep's trials, earlier runs included
+    budget_hours: float | None = None  # this run's wall time before it stops proposing trials
+
+    def as_dict(self) -> dict:
+        return {"min_seeds": self.min_seeds, "max_seeds": self.max_seeds,
+                "budget": {"trials": self.budget_trials, "hours": self.budget_hours}}
+
+
+@dataclass(frozen=True)
 class ProfileSpec:
     base: dict = field(default_factory=dict)
     grid: list | None = None  # list of {dotted key: [values]} replacing those axes
     seeds: list | None = None
     resources: Resources | None = None
+    replicate: dict | None = None  # keys of `replicate` this profile replaces
 
 
 @dataclass(frozen=True)
@@ -59,6 +80,7 @@ class SweepSpec:
     profiles: dict  # name -> ProfileSpec
     source: str = "<sweep>"
     claims: tuple = ()  # orchestrator.claims.Claim: hypotheses the report tests
+    replicate: dict | None = None  # the sweep's replicate: section, checked (see `replication`)
 
 
 @dataclass(frozen=True)
@@ -108,10 +130,87 @@ def parse_spec(data: Any, src: str = "<sweep>") -> SweepSpec:
         if pname not in ("cpu", "gpu"):
             raise ConfigError(f"profiles.{pname}: unknown profile; expected cpu or gpu ({src})")
         parsed_profiles[pname] = _profile(body, f"profiles.{pname}", src)
-    return SweepSpec(name, method, metric, mode, _mapping(data.get("base"), "base", src),
+    _one_of_seeds_or_replicate(data, "", src)
+    spec = SweepSpec(name, method, metric, mode, _mapping(data.get("base"), "base", src),
                      _grid(data.get("grid"), "grid", src), _seeds(data.get("seeds", [0]), "seeds", src),
                      _resources(data.get("resources"), "resources", src) or Resources(), parsed_profiles, src,
-                     parse_claims(data.get("claims"), src, method))
+                     parse_claims(data.get("claims"), src, method), _replicate(data.get("replicate"), "replicate", src))
+    for pname in parsed_profiles:
+        replication(spec, pname)  # a profile's keys over the sweep's must make a valid rule too
+    return spec
+
+
+def _one_of_seeds_or_replicate(data: dict, prefix: str, src: str) -> None:
+    if data.get("seeds") is not None and data.get("replicate") is not None:
+        raise ConfigError(f"{prefix}replicate: set either {prefix}seeds (a fixed list) or {prefix}replicate "
+                          f"(seeds 0, 1, … added while claims are undecided), not both ({src})")
+
+
+def _replicate(raw: Any, path: str, src: str) -> dict | None:
+    """The keys of a replicate: section, each checked (the rule they make is checked by `replication`)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise _err(src, path, "a mapping with min_seeds, max_seeds, budget", raw)
+    out = {}
+    for key, value in raw.items():
+        if key not in REPLICATE_KEYS:
+            raise ConfigError(f"{path}.{key}: unknown key; expected one of {', '.join(REPLICATE_KEYS)} ({src})")
+        if key == "budget":
+            out |= _budget(value, f"{path}.budget", src)
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise _err(src, f"{path}.{key}", "an integer >= 1", value)
+        else:
+            out[key] = value
+    return out
+
+
+def _budget(raw: Any, path: str, src: str) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _err(src, path, "a mapping with trials and/or hours", raw)
+    out = {}
+    for key, value in raw.items():
+        if key not in BUDGET_KEYS:
+            raise ConfigError(f"{path}.{key}: unknown key; expected one of {', '.join(BUDGET_KEYS)} ({src})")
+        if value is None:
+            continue
+        if key == "trials" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise _err(src, f"{path}.trials", "an integer >= 1", value)
+        if key == "hours" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                               or not math.isfinite(value) or value <= 0):
+            raise _err(src, f"{path}.hours", "a number of hours > 0", value)
+        out[f"budget_{key}"] = value
+    return out
+
+
+def replication(spec: SweepSpec, profile: str, overrides: dict | None = None) -> Replicate | None:
+    """The replication rule for one profile: the profile's choice (its seeds or its replicate keys over
+    the sweep's) where it makes one, else the sweep's; `overrides` (command-line flags) last. None: a
+    fixed grid of the profile's seeds."""
+    prof = spec.profiles.get(profile, ProfileSpec())
+    keys = dict(spec.replicate or {}) if prof.seeds is None else {}
+    active = (spec.replicate is not None and prof.seeds is None) or prof.replicate is not None
+    keys |= prof.replicate or {}
+    if overrides:
+        keys |= {k: v for k, v in overrides.items() if v is not None}
+        active = True
+    if not active:
+        return None
+    rule = Replicate(**keys)
+    if rule.max_seeds < rule.min_seeds:
+        raise ConfigError(f"replicate.max_seeds: expected at least min_seeds={rule.min_seeds}, got {rule.max_seeds} "
+                          f"(profile {profile}, {spec.source})")
+    return rule
+
+
+def seeds_for(spec: SweepSpec, profile: str, rule: Replicate | None = None) -> list[int]:
+    """The seeds a profile's trials may use: the fixed list, or 0 … max_seeds−1 under replication."""
+    if rule is not None:
+        return list(range(rule.max_seeds))
+    prof = spec.profiles.get(profile, ProfileSpec())
+    return prof.seeds or spec.seeds
 
 
 def _metric(raw: Any, method: str, src: str) -> tuple[str, str]:
@@ -192,14 +291,16 @@ def _profile(raw: Any, path: str, src: str) -> ProfileSpec:
     if raw is None:
         return ProfileSpec()
     if not isinstance(raw, dict):
-        raise _err(src, path, "a mapping with base, grid, seeds, resources", raw)
+        raise _err(src, path, "a mapping with base, grid, seeds, resources, replicate", raw)
     for key in raw:
         if key not in PROFILE_KEYS:
             raise ConfigError(f"{path}.{key}: unknown key; expected one of {', '.join(PROFILE_KEYS)} ({src})")
+    _one_of_seeds_or_replicate(raw, f"{path}.", src)
     return ProfileSpec(_mapping(raw.get("base"), f"{path}.base", src),
                        _grid(raw["grid"], f"{path}.grid", src) if "grid" in raw else None,
                        _seeds(raw["seeds"], f"{path}.seeds", src) if "seeds" in raw else None,
-                       _resources(raw.get("resources"), f"{path}.resources", src))
+                       _resources(raw.get("resources"), f"{path}.resources", src),
+                       _replicate(raw.get("replicate"), f"{path}.replicate", src))
 
 
 # ---- expansion ------------------------------------------------------------------------------
@@ -230,43 +331,74 @@ def _cells(grid: list) -> list[dict]:
 MAX_TRIALS = 5000  # a grid that expands to more is almost always a typo (4 values on 10 axes: 4^10 cells)
 
 
-def trial_count(spec: SweepSpec, profile: str) -> int:
-    """Cells × seeds, counted from the grid's shape without expanding it."""
-    prof = spec.profiles.get(profile, ProfileSpec())
+def trial_count(spec: SweepSpec, profile: str, rule: Replicate | None = None) -> int:
+    """Cells × seeds (every seed replication may add), counted from the grid's shape without expanding it."""
     cells = sum(math.prod(len(v) for v in block.values()) for block in effective_grid(spec, profile))
-    return cells * len(prof.seeds or spec.seeds)
+    return cells * len(seeds_for(spec, profile, rule))
 
 
-def expand(spec: SweepSpec, profile: str, base: Path | None = None,
-           max_trials: int = MAX_TRIALS) -> tuple[list[Trial], int]:
-    """Distinct trials for one profile, and how many cells merged into others. Image paths are
-    read here, relative to `base` (default: the working directory), once per file. A grid of more
-    than `max_trials` cells × seeds is refused before anything is expanded."""
-    n = trial_count(spec, profile)
+@dataclass
+class Plan:
+    """What a sweep may run on one profile: its distinct trials (every cell × every seed it may use),
+    how many cells merged into equal ones, its design (kept as sweep.json) and its replication rule."""
+
+    trials: list[Trial]
+    merged: int
+    design: Design
+    replicate: Replicate | None
+
+    def initial(self) -> list[Trial]:
+        """The trials every cell runs: all of them on a fixed grid, seeds below min_seeds under replication."""
+        if self.replicate is None:
+            return self.trials
+        return [t for t in self.trials if t.seed < self.replicate.min_seeds]
+
+
+def plan(spec: SweepSpec, profile: str, base: Path | None = None, max_trials: int = MAX_TRIALS,
+         replicate: dict | None = None) -> Plan:
+    """Resolve every cell once (its seeds are the same config with another seed), read its images (paths
+    relative to `base`, default the working directory, once per file) and build the design. A grid of more
+    than `max_trials` cells × seeds is refused before anything is expanded. `replicate`: flags over the
+    sweep's replicate: section."""
+    rule = replication(spec, profile, replicate)
+    seeds = seeds_for(spec, profile, rule)
+    n = trial_count(spec, profile, rule)
     if n > max_trials:
         raise ConfigError(f"grid: expected at most {max_trials} trials (cells × seeds) for profile {profile}, got {n} "
                           f"({spec.source}); narrow the grid (a list of blocks varies one factor at a time) or "
                           "raise the limit with --max-trials")
     prof = spec.profiles.get(profile, ProfileSpec())
-    seeds = prof.seeds or spec.seeds
     layers = [("method", {"method": spec.method}), (f"base ({spec.source})", _nested(spec.base, "base", spec)),
               (f"profiles.{profile}.base", _nested(prof.base, f"profiles.{profile}.base", spec))]
+    settings = flatten(merged_layers(layers, profile))
+    settings.pop("seed", None)
+    cells = _cells(effective_grid(spec, profile))
+    axes = tuple(dict.fromkeys(k for cell in cells for k in cell))
     trials: dict[str, Trial] = {}
-    total = 0
-    for cell in _cells(effective_grid(spec, profile)):
-        cell_layer = _nested(cell, "grid", spec)
+    points = []
+    for cell in cells:
+        try:
+            cfg = resolve(layers + [("grid cell", _nested(cell, "grid", spec)), ("seed", {"seed": seeds[0]})], profile)
+            images = images_for(cfg, base)
+        except ConfigError as exc:
+            label = ", ".join(f"{k}={v}" for k, v in cell.items()) or "base"
+            raise ConfigError(f"{exc} ({spec.source}, grid cell {label})") from None
+        ck = cell_key_of(cfg, images)
+        points.append(point_of(cell, settings, config_dict(cfg), ck, [img.id for img in images.test], axes))
         for seed in seeds:
-            total += 1
-            try:
-                cfg = resolve(layers + [("grid cell", cell_layer), ("seed", {"seed": seed})], profile)
-                images = images_for(cfg, base)
-            except ConfigError as exc:
-                label = ", ".join(f"{k}={v}" for k, v in cell.items()) or "base"
-                raise ConfigError(f"{exc} ({spec.source}, grid cell {label})") from None
-            key = trial_key(cfg, images)
-            if key not in trials:
-                trials[key] = Trial(key, cfg, cell, cell_key_of(cfg, images), images)
-    return list(trials.values()), total - len(trials)
+            seeded = dataclasses.replace(cfg, seed=seed)
+            key = trial_key(seeded, images)
+            trials.setdefault(key, Trial(key, seeded, cell, ck, images))
+    design = Design(spec.name, spec.method, spec.metric, spec.mode, profile, settings, points, seeds, spec.claims,
+                    rule.as_dict() if rule else None, axes)
+    return Plan(list(trials.values()), len(cells) * len(seeds) - len(trials), design, rule)
+
+
+def expand(spec: SweepSpec, profile: str, base: Path | None = None,
+           max_trials: int = MAX_TRIALS) -> tuple[list[Trial], int]:
+    """Distinct trials for one profile, and how many cells merged into others (see `plan`)."""
+    p = plan(spec, profile, base, max_trials)
+    return p.trials, p.merged
 
 
 def _nested(dotted: dict, path: str, spec: SweepSpec) -> dict:

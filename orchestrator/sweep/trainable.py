@@ -93,7 +93,7 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
 
         def report(step: int, metrics: dict) -> None:
             numeric = _numeric(metrics)
-            logger.log(step, numeric)
+            logger.log(step, numeric, metrics.get("image"))
             tune.report(numeric | {"step": step})
 
         cache = HubCache(hub, enabled=ctx["use_cache"])

@@ -34,6 +34,7 @@ class TrialLogger:
                  mode: str = "offline"):
         self.run, self.rid, self.dir = None, rid, local_dir
         self.warnings: list[str] = []
+        self._images: set[str] = set()
         if mode == "disabled":
             return
         try:
@@ -53,12 +54,20 @@ class TrialLogger:
         self.warnings.append(msg)
         self.run = None
 
-    def log(self, step: int, metrics: dict) -> None:
+    def log(self, step: int, metrics: dict, image: str | None = None) -> None:
+        """One evaluation of one fit, as `<image>/<metric>` keys against `<image>/iter` (so each curve in W&B
+        is one image's fit, never a sawtooth across images); `step` is the trial's own monotone counter."""
         if self.run is None:
             return
         try:
-            self.run.log({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
-                         step=step)
+            values = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if image:
+                if image not in self._images:
+                    self._images.add(image)
+                    self.run.define_metric(f"{image}/iter")
+                    self.run.define_metric(f"{image}/*", step_metric=f"{image}/iter")
+                values = {f"{image}/{k}": v for k, v in values.items()}
+            self.run.log(values, step=step)
         except Exception as exc:  # noqa: BLE001
             self._fail("log", exc)
 

@@ -1,0 +1,106 @@
+"""The claims table: each hypothesis the sweep states, its family-wise verdict, on fixed or adaptive sweeps."""
+
+from __future__ import annotations
+
+import math
+
+from ..common.design import Design
+from .tabs import Tab, fired_pair, metric_title, short, tag_text
+from .claim_state import ClaimTracker, RowState
+from .claims import ClaimRow, evaluate_fixed, family
+from .pairing import Index
+from .stats import ALPHA, Estimate
+
+
+def claim_rows(design: Design, index: Index, headline: str, history: list[dict]) -> list:
+    """Fixed grid: ClaimRows with Holm-adjusted verdicts. Under replicate: the tracker's RowStates, from the
+    records in arrival order (the first terminal record of each trial)."""
+    if not design.claims:
+        return []
+    if design.replicate:
+        return ClaimTracker(design, headline).replay(history).states
+    return evaluate_fixed(family(design, design.claims, headline), index, design.method)
+
+
+def _arm(selector: dict) -> str:
+    return ", ".join(f"{k.split('.')[-1]}={short(v)}" for k, v in selector.items())
+
+
+def _percent(est: Estimate | None) -> str | Estimate | None:
+    """A log-ratio estimate shown as a relative difference (exp(Δ) − 1)."""
+    if est is None:
+        return None
+    pct = lambda x: f"{100 * math.expm1(x):+.1f}%"  # noqa: E731
+    if est.low is None:
+        return pct(est.mean) + f" (n={est.n}, no interval)"
+    return f"{pct(est.mean)} [{pct(est.low)}, {pct(est.high)}]"
+
+
+def _label(row: ClaimRow) -> str:
+    """The claim's words with its arms' tags (an ORACLE metric is tagged in the metric column)."""
+    return row.claim.text + tag_text(row.tags)
+
+
+FIXED_COLS = ["claim", "task", "metric", "unit", "A", "B", "trial pairs", "n", "mean A", "mean B", "Δ = A − B", "p",
+              "p (Holm)", "margin", "TOST p (Holm)", "expected", "verdict", "diverged/failed", "ES fired (A vs B)"]
+SEQ_COLS = ["claim", "task", "metric", "unit", "A", "B", "trials", "n", "mean A", "mean B", "Δ = A − B",
+            "decided at", "margin", "expected", "verdict", "diverged/failed"]
+
+
+def claims_table(rows: list, design: Design) -> Tab:
+    if design.replicate:
+        return _sequential_table(rows)
+    tab = Tab("claims", "Claims: each hypothesis the sweep states, tested on the pairs it ran (one family)",
+              FIXED_COLS, terminal=("claim", "task", "metric", "n", "Δ = A − B", "p", "p (Holm)", "verdict",
+                        "ES fired (A vs B)"))
+    for row in rows:
+        res, st = row.result, row.stats
+        diff = (_percent(res.diff) if row.claim.relative else res.diff) if res else None
+        tab.rows.append([_label(row), row.task, metric_title(row.metric), row.kind, _arm(row.claim.a),
+                         _arm(row.claim.b), row.units.trial_pairs if row.units else 0, row.units.n if row.units else 0,
+                         res.mean_a if res else None, res.mean_b if res else None, diff, st.get("p"),
+                         st.get("p_holm"), row.claim.margin_text(), st.get("p_tost_holm"), _expected(row),
+                         row.verdict, row.units.problem_text() if row.units else "—",
+                         fired_pair(row.metric, row.record_pairs)])
+    tab.note = ("One family: Holm adjusts every claim's two-sided t-test (and the two one-sided tests against "
+                f"±margin where a claim has one) together, so the chance of any false verdict stays ≤ {ALPHA:g}. "
+                "Δ's 95% interval is unadjusted. n counts independent units (the unit column); below 3 there is no "
+                "verdict. A relative margin reads Δ as a ratio A/B − 1.")
+    return tab
+
+
+def _expected(row: ClaimRow) -> str:
+    return f"A {'>' if row.claim.expect == 'greater' else '<'} B"
+
+
+def _sequential_table(states: list[RowState]) -> Tab:
+    tab = Tab("claims", "Claims, decided sequentially as units arrived (anytime-valid confidence sequences, one "
+                        "family)", SEQ_COLS, terminal=("claim", "trials", "n", "Δ = A − B", "decided at", "verdict"))
+    k = max(sum(1 for s in states if s.row.pairs), 1)
+    for st in states:
+        row, dec = st.row, st.decision
+        n, mean, low, high = (dec["n"], dec["mean"], dec["low"], dec["high"]) if dec else \
+            (st.d.n, st.d.mean, st.low, st.high)
+        est = None
+        if n:
+            bounded = math.isfinite(low) and math.isfinite(high)
+            est = Estimate(mean, low if bounded else None, high if bounded else None, n)
+        diff = _percent(est) if row.claim.relative else est
+        decided = f"{dec['n']} units, {dec['trials']} trials" if dec else f"undecided ({st.d.n} units)"
+        tab.rows.append([_label(row), row.task, metric_title(row.metric), row.kind, _arm(row.claim.a),
+                         _arm(row.claim.b), st.trials, st.d.n, st.a.mean if st.a.n else None,
+                         st.b.mean if st.b.n else None, diff, decided, row.claim.margin_text(), _expected(row),
+                         st.verdict() + (" (sequential)" if dec else ""), _problems(st)])
+    tab.note = (f"Each claim's interval is a confidence sequence at level 1 − {ALPHA:g}/{k} (α split over the family's "
+                f"{k} claims), valid at every number of units at once, so reading it after every unit is allowed; "
+                "a claim is decided when it excludes 0 (supported / contradicted) or lies inside ±margin "
+                "(equivalent), from 3 units on, and keeps that verdict. Δ, n: at the decision (or now, when "
+                "undecided); trials: the records of the claim's cells.")
+    return tab
+
+
+def _problems(st: RowState) -> str:
+    pa, pb = st.problems["a"], st.problems["b"]
+    if not any(pa.values()) and not any(pb.values()):
+        return "—"
+    return f"A {pa['diverged']}/{pa['failed']} · B {pb['diverged']}/{pb['failed']}"
