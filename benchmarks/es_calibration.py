@@ -49,14 +49,17 @@ from dipddpm.staged import stage_targets  # noqa: E402
 
 CALIBRATION = TRAIN_IMAGES  # the pool: disjoint from every sweep's test images (a test checks it)
 HOLDOUT = TEST_IMAGES
-WINDOWS = (25, 50, 75, 100, 150, 200, 300)
-PATIENCES = (25, 50, 75, 100, 150, 200, 300)
+WINDOWS = (25, 50, 75, 100, 150, 200, 250, 300, 400)
+PATIENCES = (5, 10, 15, 25, 50, 75, 100, 150, 200, 300)
 # The configurations the shipped sweeps read an ES point from (staged.yaml's base and seed 000's cells).
 SEED000 = {"degradation.t_obs": 30, "staged.timesteps": [30, 25, 20, 15, 10, 5]}
 CONFIGS = {"baseline": {"staged.variant": "baseline"}, "staged": {"staged.variant": "staged"},
            "seed000_baseline": SEED000 | {"staged.variant": "baseline"},
            "seed000_staged": SEED000 | {"staged.variant": "staged", "staged.targets": "clean"}}
-DETECTORS = {"plain": ("baseline", "seed000_baseline"), "stage": ("staged", "seed000_staged")}
+for _lr in (0.008, 0.1):  # seed 000's other learning rates: its cells score ES-WMV at each
+    CONFIGS[f"seed000_baseline_lr{_lr}"] = CONFIGS["seed000_baseline"] | {"dip.lr": _lr}
+    CONFIGS[f"seed000_staged_lr{_lr}"] = CONFIGS["seed000_staged"] | {"dip.lr": _lr}
+DETECTORS = {"plain": tuple(k for k in CONFIGS if "baseline" in k), "stage": tuple(k for k in CONFIGS if "staged" in k)}
 FIRED_STEP = 1 / 12  # fired rates closer than one run in twelve count as equal
 
 

@@ -73,8 +73,9 @@ class ArtefactCache:
             if path.exists():
                 try:
                     return loads(path.read_bytes())
-                except Exception as exc:  # noqa: BLE001 - a corrupt or unsafe entry is rebuilt, never fatal
-                    log.warning("cache entry %s refused (%s); rebuilding", path, str(exc).splitlines()[0])
+                except Exception as exc:  # noqa: BLE001 - empty, truncated, garbage or unsafe: made again
+                    log.warning("cache entry %s refused (%s); it is removed and made again", path, reason(exc))
+                    path.unlink(missing_ok=True)
             entry = make_entry(make)
             _atomic_write(path, dumps(entry, meta))
             return entry
@@ -95,17 +96,31 @@ def dumps(entry: Entry, meta: dict | None = None) -> bytes:
 
 
 def loads(data: bytes) -> Entry:
-    """Bytes back to a (hit) entry; weights_only: anything but tensors and plain containers is refused."""
+    """Bytes back to a (hit) entry; weights_only: anything but tensors and plain containers is refused.
+    Raises ValueError for anything that is not an entry (empty, truncated, another format)."""
+    if not data:
+        raise ValueError("empty file (a write cut short?)")
     blob = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or "value" not in blob or "cost_s" not in blob:
+        raise ValueError(f"not a cache entry (a {type(blob).__name__})")
     return Entry(blob["value"], float(blob["cost_s"]), True)
 
 
+def reason(exc: BaseException) -> str:
+    """An exception in one line, whatever its message (EOFError's is empty)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Written to a temp file, fsynced, then renamed: a crash leaves the old entry or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

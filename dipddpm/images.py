@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from functools import lru_cache
 from glob import glob
@@ -67,6 +69,12 @@ TRAIN_IMAGES = (
 assert not set(TEST_IMAGES) & set(TRAIN_IMAGES)
 
 FILE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+# Limits on what a user's file may be, before any work (environment variables raise them): a photo is
+# a few MB and some tens of megapixels; a 144-MP scan decoded by every worker costs minutes and GBs.
+MAX_FILE_BYTES = int(os.environ.get("DIPDDPM_MAX_IMAGE_BYTES", 64 * 2**20))
+MAX_PIXELS = int(os.environ.get("DIPDDPM_MAX_IMAGE_PIXELS", 100_000_000))
+KEEP_SIDE = 2048  # a larger photo is reduced (integer factor) on decoding: trials use at most a few hundred px
+MAX_STEM = 64  # characters of a file's stem kept in its image id (the id names files we write)
 
 
 @dataclass(frozen=True)
@@ -135,11 +143,16 @@ def _bundled_raw(name: str) -> np.ndarray:
 def decode(payload: bytes, where: str) -> np.ndarray:
     """Encoded image bytes -> (H, W, 3) float64 in [0, 1]; a ConfigError when they are not an image.
     Pillow reads the common formats (the first frame of several); tifffile the float TIFFs it cannot."""
+    if not payload:
+        raise ConfigError(f"{where}: not a decodable image (an empty file)")
     try:
         arr = _pillow(payload) if payload[:4] not in (b"II*\x00", b"MM\x00*") else _tiff(payload)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a user error
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = (str(exc).splitlines() or [""])[0][:200] or type(exc).__name__
+        reason = re.sub(r"<[^>]* at 0x[0-9a-f]+>", "the file", reason)  # never a Python object's repr
         raise ConfigError(f"{where}: not a decodable image ({reason})") from None
+    if arr.size > 4 * MAX_PIXELS:
+        raise ConfigError(f"{where}: an image of shape {arr.shape} is more than the {MAX_PIXELS:,} pixels allowed")
     return to_rgb01(arr, where)
 
 
@@ -147,6 +160,9 @@ def _pillow(payload: bytes) -> np.ndarray:
     from PIL import Image
 
     with Image.open(io.BytesIO(payload)) as im:
+        if im.width * im.height > MAX_PIXELS:  # checked from the header, before decoding
+            raise ValueError(f"{im.width}×{im.height} px is more than the {MAX_PIXELS:,} pixels allowed "
+                             "(DIPDDPM_MAX_IMAGE_PIXELS)")
         im.load()
         if im.mode in ("P", "PA", "LA"):
             im = im.convert("RGBA")
@@ -154,6 +170,9 @@ def _pillow(payload: bytes) -> np.ndarray:
             im = im.convert("L")
         elif im.mode not in ("L", "RGB", "RGBA", "I;16", "I", "F"):
             im = im.convert("RGB")  # CMYK, YCbCr, LAB, ...
+        factor = min(im.width, im.height) // KEEP_SIDE
+        if factor >= 2 and im.mode != "I;16":  # box filter by an integer factor: the resize to data.size
+            im = im.reduce(factor)  # that follows loses nothing to it, and no worker holds 36 MP of floats
         arr = np.asarray(im)
     if arr.dtype == np.int32 and arr.size and arr.min() >= 0 and arr.max() <= 65535:
         arr = arr.astype(np.uint16)  # Pillow's 32-bit mode holding 16-bit samples
@@ -163,10 +182,16 @@ def _pillow(payload: bytes) -> np.ndarray:
 def _tiff(payload: bytes) -> np.ndarray:
     try:
         return _pillow(payload)
-    except Exception:  # noqa: BLE001 - float or many-channel TIFFs
+    except Exception as exc:  # noqa: BLE001 - float or many-channel TIFFs
+        if "pixels allowed" in str(exc):
+            raise
         import tifffile
 
-        return np.asarray(tifffile.imread(io.BytesIO(payload)))
+        with tifffile.TiffFile(io.BytesIO(payload)) as tif:
+            page = tif.pages[0]
+            if int(np.prod(page.shape)) > 4 * MAX_PIXELS:
+                raise ValueError(f"shape {page.shape} is more than the {MAX_PIXELS:,} pixels allowed") from None
+            return np.asarray(page.asarray())
 
 
 def to_rgb01(arr: np.ndarray, where: str) -> np.ndarray:
@@ -180,6 +205,8 @@ def to_rgb01(arr: np.ndarray, where: str) -> np.ndarray:
                           f"[{np.nanmin(arr):.4g}, {np.nanmax(arr):.4g}]")
     if arr.dtype == bool:
         arr = arr.astype(np.float64)
+    if arr.dtype.kind in "iu" and arr.size:
+        arr = _integer_range(arr)
     arr = img_as_float(arr).astype(np.float64)
     if arr.ndim == 2:
         arr = np.stack([arr] * 3, axis=-1)
@@ -189,6 +216,17 @@ def to_rgb01(arr: np.ndarray, where: str) -> np.ndarray:
         alpha = arr[..., 3:]
         arr = arr[..., :3] * alpha + (1.0 - alpha)
     return np.clip(arr, 0.0, 1.0)
+
+
+def _integer_range(arr: np.ndarray) -> np.ndarray:
+    """Integer samples scaled by the range they actually use: 8- and 16-bit images by their dtype, as
+    scikit-image does; 32/64-bit ones (which hold 8, 12 or 16 bits far below the dtype's maximum: an int32
+    TIFF of 16-bit data read by its dtype is nearly black) by the smallest of 8/12/16/32 bits that holds them."""
+    if arr.dtype.itemsize <= 2 or arr.min() < 0:
+        return arr
+    top = int(arr.max())
+    bits = next((b for b in (8, 12, 16, 32) if top < 2**b), 64)
+    return arr.astype(np.float64) / (2**bits - 1)
 
 
 # ---- resolution (driver side) ---------------------------------------------------------------
@@ -207,21 +245,54 @@ def bundled_image(name: str) -> ImageData:
 
 
 def file_image(path: Path, where: str) -> ImageData:
-    """Read and check one image file (decodable) into ImageData."""
+    """Read and check one image file into ImageData: a regular file (never a FIFO, a device or a link to
+    one), at most MAX_FILE_BYTES, decodable, at most MAX_PIXELS."""
+    shown = shown_path(path)
     try:
-        st = path.stat()
+        st = path.stat()  # follows links: a loop or a dangling link fails here
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read image file {shown} ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{where}: {shown} is not a regular file (a FIFO, a device or a folder?); expected an "
+                          "image file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise ConfigError(f"{where}: {shown} is {st.st_size / 2**20:.0f} MB, more than the "
+                          f"{MAX_FILE_BYTES / 2**20:.0f} MB allowed (DIPDDPM_MAX_IMAGE_BYTES)")
+    try:
         data, digest = _read_file(str(path), st.st_mtime_ns, st.st_size)
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot read image file {str(path)!r} ({exc.strerror})") from None
-    _decoded(digest, None, data, f"{where}: {str(path)!r}")  # decodable, or a ConfigError now
-    return ImageData(f"{path.stem}-{digest[:8]}", str(path), digest, data)
+        raise ConfigError(f"{where}: cannot read image file {shown} ({exc.strerror or exc})") from None
+    _decoded(digest, None, data, f"{where}: {shown}")  # decodable, or a ConfigError now
+    return ImageData(image_id(path.stem, digest), str(path), digest, data)
+
+
+def image_id(stem: str, digest: str) -> str:
+    """A file image's identity, safe as part of every file name we write: its stem's letters, digits and
+    `._-` (others become `_`), at most MAX_STEM of them, then 8 hex digits of its content hash (which keeps
+    two images whose stems clean to the same text apart)."""
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", stem).strip("._") or "image"
+    return f"{clean[:MAX_STEM]}-{digest[:8]}"
+
+
+def shown_path(path: Path) -> str:
+    text = str(path)
+    return repr(text if len(text) <= 160 else text[:80] + "…" + text[-60:])
 
 
 def _folder(path: Path, pattern: str, where: str) -> list[Path]:
-    found = sorted(Path(p) for p in glob(str(path / pattern)) if p.lower().endswith(FILE_SUFFIXES))
+    """The image files of a folder matching `pattern` (regular files only: a FIFO would block the read)."""
+    found = sorted(Path(p) for p in glob(str(path / pattern)) if p.lower().endswith(FILE_SUFFIXES)
+                   and _regular(Path(p)))
     if not found:
         raise ConfigError(f"{where}: no image files ({', '.join(FILE_SUFFIXES)}) match {pattern!r} in {str(path)!r}")
     return found
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return True  # a broken link or a loop: file_image names it
 
 
 def resolve_images(refs: tuple[str, ...], root: str | None, pattern: str | None, where: str,
@@ -238,11 +309,11 @@ def resolve_images(refs: tuple[str, ...], root: str | None, pattern: str | None,
             continue
         path = Path(os.path.expanduser(ref))
         path = (Path(root) / path if root and not path.is_absolute() else path)
-        path = (base / path).resolve() if not path.is_absolute() else path
+        path = _absolute(base / path if not path.is_absolute() else path, at)
         if path.is_dir():
             out += [file_image(p, at) for p in _folder(path, "*", at)]
-        elif path.is_file():
-            out.append(file_image(path, at))
+        elif path.exists() or path.is_symlink():
+            out.append(file_image(path, at))  # a FIFO, a device or a link to one is refused there
         else:
             raise ConfigError(f"{at}: unknown image {ref!r}; expected a bundled name ({', '.join(BUNDLED_NAMES)}), "
                               "an image file or a folder of them")
@@ -255,6 +326,15 @@ def resolve_images(refs: tuple[str, ...], root: str | None, pattern: str | None,
         raise ConfigError(f"{where}: expected at least one image, got none")
     _no_repeats(out, where)
     return tuple(out)
+
+
+def _absolute(path: Path, where: str) -> Path:
+    """The path made absolute; a symlink loop anywhere in it is a one-line error, not a traceback."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise ConfigError(f"{where}: cannot follow {shown_path(path)} ({getattr(exc, 'strerror', None) or exc})") \
+            from None
 
 
 def _no_repeats(images: list[ImageData], where: str) -> None:

@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
-from .errors import ConfigError
+from .errors import ConfigError, shown as shown_value
 
 
 def spec(default: Any, check: tuple | None = None, doc: str = "") -> Any:
@@ -51,7 +51,7 @@ def _describe(tp: Any) -> str:
 
 
 def _fail(path: str, expected: str, value: Any) -> ConfigError:
-    shown = "null" if value is None else repr(value)
+    shown = "null" if value is None else shown_value(value)
     return ConfigError(f"{path}: expected {expected}, got {shown}")
 
 

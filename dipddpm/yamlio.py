@@ -55,15 +55,46 @@ def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
+MAX_VALUES = 100_000  # values a document may expand to through its aliases (a sweep has a few hundred)
+
+
+def expanded_size(node: yaml.Node, memo: dict | None = None) -> int:
+    """How many values the node stands for once every alias is expanded, counted on the node graph
+    (each node once), so a "billion laughs" document is measured without being expanded."""
+    memo = {} if memo is None else memo
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a node reached again while counting it (a cycle) counts once
+    if isinstance(node, yaml.SequenceNode):
+        total = 1 + sum(expanded_size(n, memo) for n in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        total = 1 + sum(expanded_size(k, memo) + expanded_size(v, memo) for k, v in node.value)
+    else:
+        total = 1
+    memo[id(node)] = total
+    return total
+
+
 def loads(text: str, where: str = "<string>") -> Any:
-    """Parse YAML text; a syntax error becomes a one-line ConfigError naming `where`."""
+    """Parse YAML text; a syntax error, or aliases that expand past MAX_VALUES, becomes a one-line
+    ConfigError naming `where` — before anything reads (or prints) a value."""
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = expanded_size(node)
+        if size > MAX_VALUES:
+            raise ConfigError(f"{where}: expected at most {MAX_VALUES} values, got aliases that expand to {size} "
+                              "(an alias bomb?); write the values out")
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
         raise ConfigError(f"{where}{at}: invalid YAML ({problem})") from None
+    finally:
+        loader.dispose()
 
 
 def load_file(path: str | Path) -> Any:

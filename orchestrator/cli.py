@@ -15,6 +15,7 @@ from dipddpm.errors import ConfigError
 from .report.build import FORMATS
 
 EXIT_USAGE = 2
+EXIT_WRITE = 1  # a write failed (disk full): some results may be missing, none already written is lost
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="refuse grids of more trials than this (cells × seeds; default 5000)")
     s.add_argument("--project", help="W&B project (default: $WANDB_PROJECT, else dipddpm)")
     s.add_argument("--no-live", action="store_true", help="no live view: one line per finished trial")
+    s.add_argument("--wandb-timeout", type=float, default=120.0,
+                   help="online W&B: seconds an upload, and the uploads left at the end, may take (default 120)")
     s.add_argument("--min-seeds", type=int, help="adaptive replication: seeds every cell starts with")
     s.add_argument("--max-seeds", type=int, help="adaptive replication: at most this many seeds per claimed cell")
     s.add_argument("--budget-trials", type=int, help="adaptive replication: stop proposing after this many trials")
@@ -72,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a full disk, a quota, an I/O error: what and where, in one line
+        where = exc.filename or "a file"
+        print(f"error: {where}: {exc.strerror or exc}; records already written are safe: free the space (or fix "
+              "the cause) and run the same command again", file=sys.stderr)
+        return EXIT_WRITE
 
 
 def _sweep(args) -> int:
@@ -80,7 +88,7 @@ def _sweep(args) -> int:
     from .sweep.spec import MAX_TRIALS, load_spec, plan
 
     for flag, value, low in (("--max-concurrent", args.max_concurrent, 1), ("--max-failures", args.max_failures, 0),
-                             ("--max-trials", args.max_trials, 1)):
+                             ("--max-trials", args.max_trials, 1), ("--wandb-timeout", args.wandb_timeout, 1)):
         if value is not None and value < low:
             raise ConfigError(f"{flag}: expected an integer >= {low}, got {value}")
     spec = load_spec(args.sweep)
@@ -108,7 +116,8 @@ def _sweep(args) -> int:
     opts = SweepOptions(profile=args.profile, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
                         use_cache=not args.no_cache, address=args.address, max_concurrent=args.max_concurrent,
                         fresh=args.fresh, retry_failed=args.retry_failed, max_failures=args.max_failures,
-                        project=args.project, live=not args.no_live, max_trials=max_trials, replicate=replicate)
+                        project=args.project, live=not args.no_live, max_trials=max_trials, replicate=replicate,
+                        wandb_timeout=args.wandb_timeout)
     return run_sweep(spec, opts, console)
 
 

@@ -52,6 +52,15 @@ def work(tmp_path, monkeypatch):
     (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\nmethod: staged\n".encode("latin-1"))
     (tmp_path / "nul.yaml").write_bytes(b"name: x\x00\nmethod: staged\n")
     (tmp_path / "list.json").write_text("[1, 2, 3]")
+    import os
+
+    os.mkfifo(tmp_path / "fifo.png")  # reading it would block forever
+    (tmp_path / "zero.png").symlink_to("/dev/zero")  # reading it would never end
+    (tmp_path / "loop_a.png").symlink_to(tmp_path / "loop_b.png")
+    (tmp_path / "loop_b.png").symlink_to(tmp_path / "loop_a.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "bomb.yaml").write_text(GOOD + "".join(
+        f"x{i}: &x{i} [{', '.join([f'*x{i - 1}' if i else 'lol'] * 9)}]\n" for i in range(9)) + "grid: {dip.lr: *x8}\n")
     return tmp_path
 
 
@@ -100,6 +109,15 @@ SWEEP_FILES = [
     ("huge-grid", lambda w: _sweep(GOOD + "grid: {" + ", ".join("es.window: [2, 3, 4, 5]" if i == 0 else
                                                                  f"dip.k{i}: [1, 2, 3, 4]" for i in range(10)) + "}\n", w),
      "grid: expected at most 5000 trials"),
+    ("alias-bomb", lambda w: ["sweep", "bomb.yaml", "--dry-run"], "bomb.yaml: expected at most 100000 values"),
+    ("bad-margin", lambda w: _sweep(GOOD + "claims: [{text: x, a: {dip.lr: 0.1}, b: {dip.lr: 0.2}, margin: -1}]\n", w),
+     "claims[0].margin"),
+    ("seeds-and-replicate", lambda w: _sweep(GOOD + "seeds: [0]\nreplicate: {min_seeds: 2}\n", w),
+     "replicate: set either seeds"),
+    ("replicate-max-below-min", lambda w: _sweep(GOOD + "replicate: {min_seeds: 4, max_seeds: 2}\n", w),
+     "replicate.max_seeds: expected at least min_seeds=4"),
+    ("replicate-bad-budget", lambda w: _sweep(GOOD + "replicate: {budget: {hours: -1}}\n", w),
+     "replicate.budget.hours: expected a number of hours > 0"),
     ("bad-claim", lambda w: _sweep(GOOD + "claims: [{text: x, a: {dip.lr: 0.1}, b: {dip.lr: 0.2}, expect: up}]\n", w),
      "claims[0].expect"),
     ("claim-metric", lambda w: _sweep(GOOD + "claims: [{text: x, a: {dip.lr: 0.1}, b: {dip.lr: 0.2}, metric: pnsr}]\n", w),
@@ -117,6 +135,14 @@ IMAGES = [
      "data.images[0]: "),
     ("same-image-twice", lambda w: _sweep(GOOD.replace("size: 32}", "size: 32, images: [ok.png, copy.png]}"), w),
      "data.images: "),
+    ("fifo-image", lambda w: _sweep(GOOD.replace("size: 32}", "size: 32, images: [fifo.png]}"), w),
+     "data.images[0]: '"),
+    ("dev-zero-link", lambda w: _sweep(GOOD.replace("size: 32}", "size: 32, images: [zero.png]}"), w),
+     "data.images[0]: '"),
+    ("symlink-loop", lambda w: _sweep(GOOD.replace("size: 32}", "size: 32, images: [loop_a.png]}"), w),
+     "data.images[0]: cannot follow"),
+    ("empty-image", lambda w: _sweep(GOOD.replace("size: 32}", "size: 32, images: [empty.png]}"), w),
+     "data.images[0]: "),
     ("no-images", lambda w: _sweep(GOOD.replace("size: 32}", "size: 32, images: []}"), w),
      "data.images: expected at least one image"),
     ("missing-root", lambda w: _sweep(GOOD.replace("size: 32}", "size: 32, images: [], root: nowhere}"), w),
@@ -154,6 +180,9 @@ ORCH_FLAGS = [
     ("runs-dir-not-writable", lambda w: _sweep(GOOD, w, "--runs-dir", "a_file/runs"), "--runs-dir a_file/runs"),
     ("cache-dir-not-writable", lambda w: _sweep(GOOD, w, "--cache-dir", "a_file/cache"), "--cache-dir a_file/cache"),
     ("report-no-results", lambda w: ["report", str(w)], "{work}: no results.jsonl here"),
+    ("closed-port-address", lambda w: _sweep(GOOD, w, "--address", "127.0.0.1:1"),
+     "--address 127.0.0.1:1: no Ray cluster answers there"),
+    ("min-seeds-zero", lambda w: _sweep(GOOD, w, "--min-seeds", "0"), "--min-seeds: expected a number > 0"),
 ]
 
 

@@ -155,3 +155,53 @@ def test_online_runs_are_uploaded_from_the_driver_as_they_arrive(tmp_path):
     failing.submit(tmp_path / "offline-run-3-c")
     failing.close(timeout=60)
     assert failing.failed == [str(tmp_path / "offline-run-3-c")] and failing.synced == []
+
+
+LEFTOVERS = {"empty": b"", "truncated": None, "garbage": b"\x00not a torch file\xff" * 7, "a tensor": None}
+
+
+def _leftover(kind: str) -> bytes:
+    import io
+
+    from dipddpm.cache import Entry, dumps
+
+    if kind == "truncated":
+        return dumps(Entry({"w": torch.ones(64)}, 1.0, False))[:100]
+    if kind == "a tensor":
+        buf = io.BytesIO()
+        torch.save(torch.zeros(3), buf)  # a valid torch file that is no cache entry
+        return buf.getvalue()
+    return LEFTOVERS[kind]
+
+
+@pytest.mark.parametrize("kind", list(LEFTOVERS))
+def test_a_cache_leftover_is_removed_made_again_once_and_named(kind, tmp_path, caplog):
+    cache = ArtefactCache(tmp_path / "cache")
+    path = cache.path("ddpm", "ab" * 10)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(_leftover(kind))
+    made = []
+    with caplog.at_level("WARNING", logger="dipddpm.cache"):
+        entry = cache.get_or_make("ddpm", "ab" * 10, lambda: made.append(1) or {"w": torch.ones(2)})
+    assert made == [1] and entry.hit is False
+    assert any(str(path) in m and "made again" in m for m in caplog.messages), caplog.messages
+    again = cache.get_or_make("ddpm", "ab" * 10, lambda: made.append(2))
+    assert again.hit is True and made == [1]  # the remade entry is used from then on
+
+
+@pytest.mark.parametrize("kind", ["empty", "garbage"])
+def test_a_cache_leftover_served_by_the_hub_is_made_again(kind, ray_session, tmp_path):
+    import ray
+
+    from orchestrator.sweep.hub import HubCache, start_hub
+
+    hub = start_hub(tmp_path / "run", str(tmp_path / "cache"))
+    path = tmp_path / "cache" / "ddpm" / f"{'cd' * 10}.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(_leftover(kind))
+    cache = HubCache(hub)
+    entry = cache.get_or_make("ddpm", "cd" * 10, lambda: {"w": torch.ones(2)})
+    assert entry.hit is False and path.stat().st_size > 0
+    assert cache.get_or_make("ddpm", "cd" * 10, lambda: {"w": torch.zeros(2)}).value["w"].tolist() == [1.0, 1.0]
+    assert ray.get(hub.stats.remote())["cache_invalidated"] == 1
+    ray.kill(hub)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dipddpm.errors import ConfigError
+from dipddpm.errors import ConfigError, shown
 
 FILE = "claims.json"  # older run folders kept their claims here (newer ones in sweep.json)
 EXPECT = ("greater", "less")
@@ -65,32 +65,32 @@ def parse_claims(raw: Any, src: str, method: str | None = None) -> tuple[Claim, 
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise ConfigError(f"claims: expected a list of claims (text, a, b, metric, expect), got {raw!r} ({src})")
+        raise ConfigError(f"claims: expected a list of claims (text, a, b, metric, expect), got {shown(raw)} ({src})")
     return tuple(_claim(item, f"claims[{i}]", src, method) for i, item in enumerate(raw))
 
 
 def _claim(item: Any, where: str, src: str, method: str | None) -> Claim:
     keys = KEYS
     if not isinstance(item, dict):
-        raise ConfigError(f"{where}: expected a mapping with {', '.join(keys)}, got {item!r} ({src})")
+        raise ConfigError(f"{where}: expected a mapping with {', '.join(keys)}, got {shown(item)} ({src})")
     for k in item:
         if k not in keys:
             raise ConfigError(f"{where}.{k}: unknown key; expected one of {', '.join(keys)} ({src})")
     text = item.get("text")
     if not isinstance(text, str) or not text.strip():
-        raise ConfigError(f"{where}.text: expected the hypothesis in words, got {text!r} ({src})")
+        raise ConfigError(f"{where}.text: expected the hypothesis in words, got {shown(text)} ({src})")
     arms = {}
     for arm in ("a", "b", "where"):
         value = item.get(arm, {} if arm == "where" else None)
         if not isinstance(value, dict) or (arm != "where" and not value):
-            raise ConfigError(f"{where}.{arm}: expected a mapping of dotted config key -> value, got {value!r} ({src})")
+            raise ConfigError(f"{where}.{arm}: expected a mapping of dotted config key -> value, got {shown(value)} ({src})")
         arms[arm] = {str(k): v for k, v in value.items()}
     if set(arms["a"]) != set(arms["b"]) or all(_same(arms["a"][k], arms["b"][k]) for k in arms["a"]):
         raise ConfigError(f"{where}.b: expected the same keys as {where}.a with other values, got "
                           f"a={arms['a']} b={arms['b']} ({src})")
     metric = item.get("metric")
     if metric is not None and not isinstance(metric, str):
-        raise ConfigError(f"{where}.metric: expected a metric name such as psnr, got {metric!r} ({src})")
+        raise ConfigError(f"{where}.metric: expected a metric name such as psnr, got {shown(metric)} ({src})")
     if metric is not None and method is not None:
         from dipddpm.metrics import check_metric_name
 
@@ -100,7 +100,7 @@ def _claim(item: Any, where: str, src: str, method: str | None) -> Claim:
             raise ConfigError(f"{exc} ({src})") from None
     expect = item.get("expect", "greater")
     if expect not in EXPECT:
-        raise ConfigError(f"{where}.expect: expected one of greater | less (the sign of A − B), got {expect!r} ({src})")
+        raise ConfigError(f"{where}.expect: expected one of greater | less (the sign of A − B), got {shown(expect)} ({src})")
     margin, relative = _margin(item.get("margin"), f"{where}.margin", src)
     return Claim(text.strip(), arms["a"], arms["b"], arms["where"], metric, expect, margin, relative)
 
@@ -118,9 +118,8 @@ def _margin(raw: Any, where: str, src: str) -> tuple[float | None, bool]:
             return pct / 100, True
     elif isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw) and raw > 0:
         return float(raw), False
-    shown = raw if not isinstance(raw, str) else raw[:40]
     raise ConfigError(f"{where}: expected a number > 0 in the metric's units or a percentage such as 5%, "
-                      f"got {shown!r} ({src})")
+                      f"got {shown(raw)} ({src})")
 
 
 def load(run_dir: Path) -> tuple[Claim, ...]:

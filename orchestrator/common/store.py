@@ -43,6 +43,24 @@ def parse_line(line: str, where: str) -> dict | None:
     return rec
 
 
+class StoreWriteError(OSError):
+    """results.jsonl could not take a record (full disk, quota, I/O error): the records before it are whole,
+    and a line this left half-written is sealed and skipped by the next run."""
+
+    def __init__(self, path: Path, exc: OSError):
+        super().__init__(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written: a short write (a nearly full disk) is continued, not ignored."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(28, "No space left on device")
+        view = view[n:]
+
+
 class ResultsStore:
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir).resolve()
@@ -56,15 +74,19 @@ class ResultsStore:
         return FileLock(str(self.path) + ".lock")
 
     def records(self) -> list[dict]:
-        """Every readable record, the last one per trial key (a retried failure is replaced)."""
+        """Every readable record, the last one per trial key (a retried failure is replaced), except that an
+        ok record is never replaced by a later failed one (two drivers on one folder left both): said so."""
         by_key: dict[str, dict] = {}
-        if self.path.exists():
-            with self.path.open(encoding="utf-8", errors="replace") as f:
-                for n, line in enumerate(f, 1):
-                    if line.strip():
-                        rec = parse_line(line, f"{self.path}:{n}")
-                        if rec is not None:
-                            by_key[rec["trial_key"]] = rec
+        kept = 0
+        for rec in self.history():
+            old = by_key.get(rec["trial_key"])
+            if old is not None and old["status"] == "ok" and rec["status"] != "ok":
+                kept += 1
+                continue
+            by_key[rec["trial_key"]] = rec
+        if kept:
+            log.warning("%s: %d trials have an ok record and a later %s one (two drivers on one folder?); the ok "
+                        "records count", self.path, kept, "failed or diverged")
         self._status = {k: r["status"] for k, r in by_key.items()}
         return list(by_key.values())
 
@@ -100,9 +122,11 @@ class ResultsStore:
             try:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
-                    os.write(fd, b"\n")  # seal a line a killed driver left half-written
-                os.write(fd, line)
+                    _write_all(fd, b"\n")  # seal a line a killed driver (or a full disk) left half-written
+                _write_all(fd, line)
                 os.fsync(fd)
+            except OSError as exc:
+                raise StoreWriteError(self.path, exc) from None
             finally:
                 os.close(fd)
         self._status[key] = status
@@ -127,6 +151,49 @@ class ResultsStore:
             uid = uuid.uuid4().hex[:12]
             atomic_write_text(path, json.dumps({"uid": uid, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}))
             return uid
+
+
+class DriverLock:
+    """One driver per run folder, for the sweep's whole life: an exclusive lock on `driver.lock`, which names
+    its holder (host, pid, since). The operating system releases it when the holder dies, so a folder left
+    by a killed driver is taken over."""
+
+    def __init__(self, run_dir: str | Path):
+        run_dir = Path(run_dir)
+        self.run_dir = run_dir
+        self.path = run_dir.parent / f"{run_dir.name}.driver.lock"  # beside the folder: --fresh moves the folder
+        self.fd: int | None = None
+
+    def __enter__(self) -> "DriverLock":
+        import fcntl
+        import socket
+
+        from dipddpm.errors import ConfigError
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            os.close(fd)
+            try:
+                h = json.loads(holder)
+                who = f"host {h['host']}, pid {h['pid']}, since {h['since']}"
+            except (ValueError, KeyError, TypeError):
+                who = "unknown holder"
+            raise ConfigError(f"{self.run_dir}: another sweep driver is running on this folder ({who}); wait "
+                              "for it to finish, or stop it, then run again") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                  "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
 
 
 def fresh_dir(run_dir: str | Path) -> Path:

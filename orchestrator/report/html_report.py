@@ -91,6 +91,20 @@ def _same_observation(a: dict, b: dict) -> bool:
     return pick(a) == pick(b)
 
 
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}")
+
+
+def trial_file(run_dir: Path, key: str, rel: str) -> Path | None:
+    """A file inside the trial's folder, or None when a record's key or image name would lead anywhere else
+    (a crafted `../../secret` never reaches the page)."""
+    name = rel.rsplit("/", 1)[-1]
+    if not re.fullmatch(r"[0-9a-f]{16}", key) or not SAFE_NAME.fullmatch(name.removesuffix(".png")):
+        return None
+    root = (run_dir / "trials" / key).resolve()
+    path = (root / rel).resolve()
+    return path if root in path.parents else None
+
+
 def image_grid_html(section: Section, run_dir: Path) -> str:
     cols = grid_columns(section)
     if not cols:
@@ -101,10 +115,13 @@ def image_grid_html(section: Section, run_dir: Path) -> str:
     for image in images:
         tds = [f"<td>{html.escape(image)}</td>"]
         for _title, rec, kind, field in cols:
-            path = run_dir / "trials" / rec["trial_key"] / "images" / f"{image}_{kind}.png"
+            path = trial_file(run_dir, rec["trial_key"], f"images/{image}_{kind}.png")
             value = ((rec.get("per_image") or {}).get(image) or {}).get(field)
             caption = f"{value:.2f} dB" if isinstance(value, (int, float)) else ""
-            img = f'<img alt="{kind}" src="{data_uri(path.read_bytes())}">' if path.exists() else "(missing)"
+            if path is None:
+                img = "(refused: not an image name)"
+            else:
+                img = f'<img alt="{kind}" src="{data_uri(path.read_bytes())}">' if path.is_file() else "(missing)"
             tds.append(f"<td>{img}{caption}</td>")
         rows.append("<tr>" + "".join(tds) + "</tr>")
     seed = cols[0][1].get("seed")

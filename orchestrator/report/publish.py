@@ -43,8 +43,10 @@ def figures(report: Report) -> dict[str, bytes]:
 
 
 def log_summary_run(report: Report, project: str) -> str | None:
-    """Log the tables (and figures) to the sweep's summary run; its id, or None when W&B is off or fails."""
-    mode = wandb_mode()
+    """Log the tables (and figures) to the sweep's summary run, offline into the run folder (an online run
+    would wait on the network; the driver uploads it with the trials' runs); its id, or None when W&B is
+    off or fails."""
+    mode = "offline" if wandb_mode() != "disabled" else "disabled"
     if mode == "disabled":
         return None
     rid = summary_run_id(report.meta["sweep"], report.meta["profile"])

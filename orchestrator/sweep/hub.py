@@ -108,7 +108,7 @@ class SweepHub:
         self.run_dir, self.cache_root = Path(run_dir), Path(cache_root)
         self.leases: dict[tuple[str, str], _Lease] = {}
         self.counts = {"trials_written": 0, "bytes_written": 0, "cache_served": 0, "cache_made": 0,
-                       "cache_bytes_served": 0, "leases_expired": 0}
+                       "cache_bytes_served": 0, "leases_expired": 0, "cache_invalidated": 0}
 
     async def ping(self) -> str:
         import socket
@@ -193,9 +193,10 @@ class SweepHub:
         if lease is not None and lease.token == token:
             self._end(kind, key, lease)
 
-    async def invalidate(self, kind: str, key: str) -> None:
-        """A stored entry a trial could not load (corrupt, or refused as unsafe): remove it."""
-        log.warning("cache entry %s/%s refused by a trial; it will be made again", kind, key)
+    async def invalidate(self, kind: str, key: str, why: str = "") -> None:
+        """A stored entry a trial could not load (empty, corrupt, or refused as unsafe): remove it."""
+        log.warning("cache entry %s refused by a trial (%s); it will be made again", self._path(kind, key), why)
+        self.counts["cache_invalidated"] += 1
         self._path(kind, key).unlink(missing_ok=True)
 
     def _end(self, kind: str, key: str, lease: _Lease) -> None:
@@ -231,7 +232,7 @@ class HubCache:
     def get_or_make(self, kind: str, key: str, make, meta: dict | None = None):
         import ray
 
-        from dipddpm.cache import dumps, loads, make_entry
+        from dipddpm.cache import dumps, loads, make_entry, reason
 
         if not self.enabled:
             return make_entry(make)
@@ -241,9 +242,10 @@ class HubCache:
                 self.bytes_in += len(got["data"])
                 try:
                     return loads(got["data"])
-                except Exception as exc:  # noqa: BLE001 - corrupt or unsafe: remove it and make it anew
-                    log.warning("cache entry %s/%s refused (%s)", kind, key, str(exc).splitlines()[0])
-                    ray.get(self.hub.invalidate.remote(kind, key))
+                except Exception as exc:  # noqa: BLE001 - empty, truncated, garbage or unsafe: made anew
+                    log.warning("cache entry %s/%s refused (%s); it is removed and made again", kind, key,
+                                reason(exc))
+                    ray.get(self.hub.invalidate.remote(kind, key, reason(exc)))
                     continue
             token = got["lease"]
             with _Renewal(self.hub, kind, key, token):

@@ -19,7 +19,7 @@ import logging
 import math
 import time
 
-from ray.tune import Callback
+from ray.tune import Callback, Stopper
 from rich.console import Group
 from rich.table import Table
 
@@ -57,6 +57,7 @@ class SweepProgress(Callback):
         self.t0 = time.time()
         self.live = None  # set by the runner
         self.errors: list[str] = []  # what the guarded hooks swallowed
+        self.write_error: OSError | None = None  # results.jsonl refused a record: the sweep stops (see Stop)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -75,7 +76,11 @@ class SweepProgress(Callback):
         if "record" not in result:
             return
         record = json.loads(result["record"])
-        written = self.store.append(record)
+        try:
+            written = self.store.append(record)
+        except OSError as exc:  # a full disk: nothing more can be recorded, so nothing more is run
+            self.write_error = self.write_error or exc
+            return
         if written and self.searcher is not None:
             self.searcher.feed(record)
         if self.sync is not None and record.get("wandb_folder"):
@@ -150,6 +155,22 @@ class SweepProgress(Callback):
         if self.searcher is None:
             return t
         return Group(t, claims_view(self.searcher))
+
+
+class StopOnWriteError(Stopper):
+    """A Tune stopper: the whole experiment stops once results.jsonl cannot take a record."""
+
+    def __init__(self, progress: SweepProgress):
+        self.progress = progress
+
+    def __call__(self, trial_id, result) -> bool:
+        return self.progress.write_error is not None
+
+    def stop_all(self) -> bool:
+        return self.progress.write_error is not None
+
+    def __getstate__(self):
+        return {"progress": None}
 
 
 def claims_view(searcher) -> Table:

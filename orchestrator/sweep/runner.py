@@ -21,7 +21,7 @@ from pathlib import Path
 from dipddpm.config import config_dict
 from dipddpm.errors import ConfigError
 
-from ..common.store import ResultsStore, fresh_dir
+from ..common.store import DriverLock, ResultsStore, fresh_dir
 from .spec import SweepSpec, Trial, needs_gpu, plan, resources_for
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,23 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # With those loggers off, Tune's end-of-run analysis warns that it found no per-trial files.
 logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
+class _OurWords(logging.Filter):
+    """Tune's Ctrl-C messages say to resume with Tuner.restore(...), which cannot add a trial: here the
+    results store is the state and running the same command again resumes. Drop them, note the stop."""
+
+    interrupted = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "Stop signal received" in text:
+            _OurWords.interrupted = True
+            return False
+        return not ("Tuner.restore" in text or "Resume experiment with" in text or "Resume training with" in text)
+
+
+logging.getLogger("ray.tune.tune").addFilter(_OurWords())
 
 
 @dataclass
@@ -50,6 +67,7 @@ class SweepOptions:
     live: bool = True
     max_trials: int = 5000
     replicate: dict | None = None  # command-line flags over the sweep's replicate: section
+    wandb_timeout: float = 120.0  # seconds an upload batch, and the uploads left at the end, may take
 
 
 # Never passed to a worker, in runtime_env or in the environment an embedded cluster inherits.
@@ -83,15 +101,51 @@ def start_ray(opts: SweepOptions) -> bool:
     address = ray_address(opts)
     if address == "local":  # an embedded, single-user cluster on this machine: no token to manage
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        # Ray's processes talk gRPC over loopback; an HTTP(S)_PROXY set for the outside world (or a dead
+        # one) must not carry that traffic, or every call waits on the proxy.
+        for var in ("NO_PROXY", "no_proxy"):
+            have = [h for h in os.environ.get(var, "").split(",") if h]
+            os.environ[var] = ",".join(have + [h for h in ("127.0.0.1", "localhost") if h not in have])
     # Tune's import (~1.2 s on 2 cores) runs while ray.init waits on the cluster's processes.
     threading.Thread(target=_import_tune, name="import-ray-tune", daemon=True).start()
+    if address != "local":
+        check_reachable(address)
     hidden = {k: os.environ.pop(k) for k in CREDENTIALS if k in os.environ}  # an embedded cluster inherits os.environ
     try:
         ray.init(address=address, runtime_env={"env_vars": worker_env()}, include_dashboard=False,
                  log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
+    except ConnectionError as exc:
+        raise ConfigError(f"--address {address}: no Ray cluster there ({str(exc).splitlines()[0][:200]}); start one "
+                          "with `ray start --head` or check the address") from None
     finally:
         os.environ.update(hidden)
     return True
+
+
+def check_reachable(address: str, within_s: float = 30.0) -> None:
+    """A cluster address (host:port, ray://host:port) whose port answers within `within_s`, or a one-line
+    ConfigError: Ray itself keeps retrying a dead address for many minutes."""
+    import socket
+    import time
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    if address in ("auto",) or ":" not in hostport:
+        return  # `auto` finds a local cluster by its files; Ray says so at once when there is none
+    host, _, port = hostport.rpartition(":")
+    if not port.isdigit():
+        raise ConfigError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379), got port {port!r}")
+    deadline, last, refused = time.monotonic() + within_s, None, 0
+    while time.monotonic() < deadline and refused < 3:  # a head starting up may refuse for a moment
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=min(5.0, within_s)):
+                return
+        except OSError as exc:
+            last = exc
+            refused = refused + 1 if isinstance(exc, ConnectionRefusedError) else 0
+            time.sleep(1.0)
+    why = getattr(last, "strerror", None) or str(last) or "no answer"
+    raise ConfigError(f"--address {address}: no Ray cluster answers there within {within_s:.0f} s ({why}); start "
+                      "one with `ray start --head --port=PORT` or check the address")
 
 
 def _import_tune() -> None:
@@ -125,70 +179,115 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
             console.print(f"cluster: {len(nodes)} nodes, each running this package's code {nodes[0]['code']}")
         profile = choose_profile(opts.profile, spec)
         sweep_plan = plan(spec, profile, max_trials=opts.max_trials, replicate=opts.replicate)
-        trials, merged = sweep_plan.trials, sweep_plan.merged
         run_dir = Path(opts.runs_dir).resolve() / spec.name / profile
-        if opts.fresh:
-            fresh_dir(run_dir)
-        store = ResultsStore(run_dir)
-        sweep_plan.design.save(run_dir)  # `report` on this folder pairs against this sweep's own base
-        done = store.done_keys(opts.retry_failed)
-        searcher = None
-        if sweep_plan.replicate is not None:
-            from .adaptive import AdaptiveSearcher
-
-            searcher = AdaptiveSearcher(sweep_plan, store.history(), done, spec.metric, trial_payload,
-                                        interleave_by_artefact)
-            rule = sweep_plan.replicate
-            initial = [t for t in sweep_plan.initial() if t.key not in done]
-            console.print(f"sweep [bold]{spec.name}[/] · profile [bold]{profile}[/] · adaptive: every cell at seeds "
-                          f"0–{rule.min_seeds - 1}, claimed cells up to seed {rule.max_seeds - 1} · "
-                          f"{len(initial)} first trials to run · {searcher.status()} · {run_dir}")
-            if searcher.has_work():
-                _fit(spec, opts, profile, initial, store, run_dir, console, searcher)
-            expected = {t.key for t in sweep_plan.initial()} | searcher.proposed
-        else:
-            todo = interleave_by_artefact([t for t in trials if t.key not in done])
-            console.print(f"sweep [bold]{spec.name}[/] · profile [bold]{profile}[/] · {len(trials)} trials "
-                          f"({merged} merged cells) · {len(trials) - len(todo)} already done · {len(todo)} to run · "
-                          f"{run_dir}")
-            if todo:
-                _fit(spec, opts, profile, todo, store, run_dir, console)
-            expected = {t.key for t in trials}
-        keys = {t.key for t in trials}
-        records = [r for r in store.records() if r["trial_key"] in keys]
-        if records:
-            final_report(spec, opts, records, run_dir, console, sweep_plan.design)
-        missing = len(expected - {r["trial_key"] for r in records})
-        failed = sum(r["status"] == "failed" for r in records)
-        if searcher is not None:
-            console.print(f"adaptive replication: {searcher.status()}")
-        console.print(f"{len(records)} records in {store.path}" + (f" · {failed} failed" if failed else "")
-                      + (f" · {missing} not finished (run again to resume)" if missing else ""))
-        return 0 if not missing and not failed else 1
+        with DriverLock(run_dir):
+            return _run_locked(spec, opts, profile, sweep_plan, run_dir, console)
     finally:
         if owned:
             ray.shutdown()
 
 
-def final_report(spec: SweepSpec, opts: SweepOptions, records: list[dict], run_dir: Path, console, design) -> None:
-    """The sweep's closing summary: the report's own tables in the terminal, the report files, W&B's summary run.
+def _run_locked(spec: SweepSpec, opts: SweepOptions, profile: str, sweep_plan, run_dir: Path, console) -> int:
+    """The sweep, with this driver the only one on its run folder."""
+    if opts.fresh:
+        fresh_dir(run_dir)
+    store = ResultsStore(run_dir)
+    sweep_plan.design.save(run_dir)  # `report` on this folder pairs against this sweep's own base
+    done = store.done_keys(opts.retry_failed)
+    from ..common.wandb_runs import wandb_mode
+    from .wandb_log import OnlineSync
 
-    Records are already safe in results.jsonl: a failure here is a warning, never a lost result.
-    """
+    project = opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm"
+    sync = OnlineSync(project, timeout=opts.wandb_timeout) if wandb_mode() == "online" else None
+    try:
+        if sweep_plan.replicate is not None:
+            searcher, expected = _adaptive(spec, opts, profile, sweep_plan, store, done, console, sync)
+        else:
+            searcher, trials = None, sweep_plan.trials
+            todo = interleave_by_artefact([t for t in trials if t.key not in done])
+            console.print(f"sweep [bold]{spec.name}[/] · profile [bold]{profile}[/] · {len(trials)} trials "
+                          f"({sweep_plan.merged} merged cells) · {len(trials) - len(todo)} already done · {len(todo)} "
+                          f"to run · {run_dir}")
+            if todo:
+                _fit(spec, opts, profile, todo, store, run_dir, console, sync=sync)
+            expected = {t.key for t in trials}
+        keys = {t.key for t in sweep_plan.trials}
+        records = [r for r in store.records() if r["trial_key"] in keys]
+        reported = final_report(spec, opts, records, run_dir, console, sweep_plan.design, sync) if records else True
+    finally:
+        not_uploaded = _close_sync(sync, run_dir, console)
+    missing = len(expected - {r["trial_key"] for r in records})
+    failed = sum(r["status"] == "failed" for r in records)
+    if searcher is not None:
+        console.print(f"adaptive replication: {searcher.status()}")
+    console.print(f"{len(records)} records in {store.path}" + (f" · {failed} failed" if failed else "")
+                  + (f" · {missing} not finished (run again to resume)" if missing else ""))
+    if missing or failed or not reported:
+        return 1
+    return 3 if not_uploaded else 0
+
+
+def _close_sync(sync, run_dir: Path, console) -> list[str]:
+    """Wait (bounded) for the W&B uploads still queued; name the runs that did not make it."""
+    if sync is None:
+        return []
+    queued = sync.pending.qsize()
+    if queued:
+        console.print(f"uploading {queued} W&B runs still queued (at most {sync.timeout:.0f} s)…")
+    left = sync.close()
+    if left:
+        console.print(f"W&B: {len(left)} runs were not uploaded ({', '.join(Path(f).name for f in left[:3])}"
+                      f"{', …' if len(left) > 3 else ''}); they are safe in {run_dir / 'wandb'}: upload them later "
+                      f"with `python -m orchestrator publish {run_dir}`", soft_wrap=True, markup=False)
+    return left
+
+
+def _adaptive(spec, opts, profile, sweep_plan, store, done, console, sync=None):
+    """Run what the adaptive searcher proposes; (the searcher, the trial keys this run owes a record)."""
+    from .adaptive import AdaptiveSearcher
+
+    searcher = AdaptiveSearcher(sweep_plan, store.history(), done, spec.metric, trial_payload, interleave_by_artefact)
+    rule = sweep_plan.replicate
+    initial = [t for t in sweep_plan.initial() if t.key not in done]
+    console.print(f"sweep [bold]{spec.name}[/] · profile [bold]{profile}[/] · adaptive: every cell at seeds "
+                  f"0–{rule.min_seeds - 1}, claimed cells up to seed {rule.max_seeds - 1} · {len(initial)} first "
+                  f"trials to run · {searcher.status()} · {store.dir}")
+    if searcher.has_work():
+        _fit(spec, opts, profile, initial, store, store.dir, console, searcher, sync)
+    return searcher, {t.key for t in sweep_plan.initial()} | searcher.proposed
+
+
+def final_report(spec: SweepSpec, opts: SweepOptions, records: list[dict], run_dir: Path, console, design,
+                 sync=None) -> bool:
+    """The sweep's closing summary: the report's own tables in the terminal, the report files, W&B's summary run
+    (offline, then uploaded with the trials' runs when the driver is online). False when the files could not
+    be written (one line says why); records are already safe in results.jsonl either way."""
+    from ..common.wandb_runs import summary_run_id
     from ..report.build import build_report, print_tables, write_files
-    from ..report.publish import log_summary_run
+    from ..report.publish import log_summary_run, offline_runs
 
     try:
         report = build_report(run_dir, records, spec.metric, spec.mode, design)
         print_tables(report, console, ("cells", "comparisons", "best", "problems", "claims"))
         written = write_files(report, run_dir)
         console.print("report: " + " · ".join(str(p) for p in written))
-        rid = log_summary_run(report, opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm")
-        if rid:
-            console.print(f"W&B summary run {rid} (group {spec.name}/{report.meta['profile']}) holds the comparison tables")
-    except Exception as exc:  # noqa: BLE001
+    except OSError as exc:
+        console.print(f"error: {exc.filename or run_dir}: {exc.strerror or exc}; the report was not written (the "
+                      f"records are safe in {run_dir / 'results.jsonl'}); free space and run "
+                      f"`python -m orchestrator report {run_dir}`", markup=False)
+        return False
+    except Exception as exc:  # noqa: BLE001 - a report bug must not hide that the records are safe
         log.warning("building the report failed: %s; results are in %s, retry with "
                     "`python -m orchestrator report %s`", exc, run_dir / "results.jsonl", run_dir)
+        return False
+    rid = log_summary_run(report, opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm")
+    if rid:
+        console.print(f"W&B summary run {rid} (group {spec.name}/{report.meta['profile']}) holds the comparison tables")
+        if sync is not None:
+            for folder in offline_runs(run_dir):
+                if folder.name.endswith(summary_run_id(spec.name, report.meta["profile"])):
+                    sync.submit(folder)
+    return True
 
 
 def trial_payload(t: Trial) -> dict:
@@ -197,7 +296,7 @@ def trial_payload(t: Trial) -> dict:
                       "images": t.described_images()}}
 
 
-def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, searcher=None) -> None:
+def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, searcher=None, sync=None) -> None:
     """Run `todo` on Tune: all of it as a grid, or, with an adaptive searcher, what it proposes (todo: the
     first trials, whose images are shipped up front; the plan's other trials share their images)."""
     import ray
@@ -208,10 +307,9 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, 
 
     from .cluster import code_fingerprint
     from .hub import start_hub
-    from .live import SweepProgress
+    from .live import StopOnWriteError, SweepProgress
     from .trainable import run_trial
     from ..common.wandb_runs import wandb_mode, worker_mode
-    from .wandb_log import OnlineSync
 
     res = resources_for(spec, profile)
     project = opts.project or os.environ.get("WANDB_PROJECT") or "dipddpm"
@@ -225,7 +323,6 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, 
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx, payloads=payloads, hub=hub),
                                     {"cpu": res.cpu, "gpu": res.gpu})
     concurrency = opts.max_concurrent or max(1, int(_cluster_cpus() // res.cpu))
-    sync = OnlineSync(project) if wandb_mode() == "online" else None
     live = opts.live and console.is_terminal  # a log or a pipe gets one line per finished trial instead
     progress = SweepProgress(store, len(todo), spec.metric, spec.mode, concurrency, sync, searcher,
                              console=None if live else console)
@@ -246,20 +343,22 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, 
         trainable, param_space=space, tune_config=tune_config,
         run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=opts.max_failures),
-                                  callbacks=[progress]))
+                                  callbacks=[progress], stop=StopOnWriteError(progress)))
     import contextlib
 
     live_view = Live(progress.render(), console=console, refresh_per_second=2) if live else contextlib.nullcontext()
     with live_view as live:
         progress.live = live
         grid = tuner.fit()
+    if progress.write_error is not None:
+        raise progress.write_error  # the CLI prints it as one line; the records before it are whole
+    if _OurWords.interrupted:
+        console.print(f"interrupted: {len(store.done_keys())} finished trials are safe in {store.path}; run the same "
+                      "command again to resume (finished trials are skipped)", soft_wrap=True, markup=False)
     late = _reconcile(grid, todo if searcher is None else list(searcher.live_or_proposed()), store, spec, profile)
     if late or progress.errors:
         console.print(f"{late} records written after the trials ({len(progress.errors)} callback errors: "
                       f"{progress.errors[0] if progress.errors else ''})")
-    if sync is not None:
-        console.print(f"uploading {sync.pending.qsize()} W&B runs still queued…")
-        sync.close()
     ray.kill(hub)
 
 

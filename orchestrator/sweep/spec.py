@@ -21,7 +21,7 @@ from typing import Any
 
 from dipddpm.config import TrialConfig, config_dict, merged_layers, nested, trial_key
 from dipddpm.trial import resolve
-from dipddpm.errors import ConfigError
+from dipddpm.errors import ConfigError, shown as shown_value
 from dipddpm.images import ImageSet, images_for
 from dipddpm.metrics import check_metric_name
 from dipddpm.yamlio import load_file
@@ -100,7 +100,7 @@ class Trial:
 
 
 def _err(src: str, path: str, expected: str, got: Any) -> ConfigError:
-    shown = "null" if got is None else repr(got)
+    shown = "null" if got is None else shown_value(got)
     return ConfigError(f"{path}: expected {expected}, got {shown} ({src})")
 
 
