@@ -74,6 +74,18 @@ def check_wandb_matches_records(run_dir: Path, records: list[dict]) -> None:
             assert logged == curves[image]["eval"]["psnr"] and iters == sorted(iters), (r["trial_key"], image)
         assert run["summary"]["psnr_es"] == r["metrics"]["psnr_es"]
         assert run["config"]["seed"] == r["seed"]
+        # as a W&B user finds runs: named by cell and seed, grouped by cell, typed by method, tagged
+        cfg = run["config"]
+        assert (cfg["sweep"], cfg["profile"], cfg["trial_key"], cfg["cell_key"]) == (r["sweep"], "cpu", r["trial_key"],
+                                                                                     r["cell_key"])
+        assert cfg["cell"] == r["cell"] and run["name"].endswith(f"seed {r['seed']}")
+        assert run["group"].startswith(f"{r['sweep']}/cpu@") and r["cell_key"][:8] in run["group"]
+        assert run["job_type"] == r["method"] and {"cpu", r["method"]} <= set(run["tags"])
+        for image in r["per_image"]:
+            if any(f"{image}/psnr" in h for h in run["history"]):  # a fit that logged (not one diverged at once)
+                assert run["metrics"].get(f"{image}/*") == f"{image}/iter"  # define_metric: its own x axis
+        logged_images = {k.split("/")[1] for h in run["history"] for k in h if k.startswith("images/")}
+        assert logged_images == set(r["per_image"])  # images of every test image
 
 
 def check_report_and_summary_run(run_dir: Path, sweep: str) -> None:

@@ -79,7 +79,7 @@ def test_a_full_disk_is_one_line_keeps_what_was_written_and_resumes(ray_session,
     try:
         path = write_sweep(tmp_path, "full", seeds=(0, 1, 2))
         filler = runs / "filler"
-        _fill(filler, room=900_000)  # room for a trial or two (each writes PNGs and a W&B run)
+        _fill(filler, room=250_000)  # room for a trial or two (each writes PNGs and a W&B run)
         t0 = time.monotonic()
         code = sweep_cli(path, runs)
         out = capsys.readouterr()

@@ -34,7 +34,23 @@ def run_id(sweep: str, profile: str, run_uid: str, trial_key: str) -> str:
 
 
 def group_name(sweep: str, profile: str) -> str:
+    """The summary run's group; a trial's run is grouped by its grid cell (`cell_group`)."""
     return f"{sweep}/{profile}"
+
+
+def run_scope(run_uid: str) -> str:
+    """The run folder's short id: a --fresh rerun (a new folder) gets groups of its own."""
+    return run_uid[:6]
+
+
+def cell_group(sweep: str, profile: str, run_uid: str, cell_key: str, label: str) -> str:
+    """One W&B group per grid cell of one run folder, so a cell's seeds aggregate (W&B keeps 128 chars)."""
+    return f"{sweep}/{profile}@{run_scope(run_uid)}/{cell_key[:8]} {label}"[:128]
+
+
+def run_name(label: str, seed: int) -> str:
+    """A readable run name: the grid cell and the seed."""
+    return f"{label} · seed {seed}"[:128]
 
 
 def summary_run_id(sweep: str, profile: str) -> str:

@@ -109,8 +109,10 @@ def _findings(report: Report) -> str:
 def report_spec(report: Report, project: str, entity: str | None) -> dict:
     sweep, profile = report.meta["sweep"], report.meta["profile"]
     group = group_name(sweep, profile)
+    scope = _run_scope(report)
     runset = {"project": project, "entity": entity or "", "name": f"{sweep} trials",
-              "filters": f"Metric('Group') == '{group}' and Metric('JobType') != 'summary'"}
+              "filters": f"Config('sweep') == '{sweep}' and Config('profile') == '{profile}'"
+                         + (f" and Config('run_scope') == '{scope}'" if scope else "")}
     summary = {"project": project, "entity": entity or "", "name": f"{sweep} summary",
                "filters": f"Metric('ID') == '{summary_run_id(sweep, profile)}'"}
     blocks: list[dict] = [{"type": "h1", "text": report.meta["title"]},
@@ -132,17 +134,32 @@ def report_spec(report: Report, project: str, entity: str | None) -> dict:
             "blocks": blocks}
 
 
+def _run_scope(report: Report) -> str | None:
+    """The run folder's scope, as its trials' W&B configs carry it (a --fresh folder has another)."""
+    from ..common.wandb_runs import run_scope
+
+    try:
+        return run_scope(json.loads((report.run_dir / "run.json").read_text())["uid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _images(s) -> list[str]:
+    """The section's test images, first seen first (every trial logs each under its own keys)."""
+    return list(dict.fromkeys(img for r in s.records for img in (r.get("per_image") or {})))
+
+
 def _trial_panels(s) -> list[dict]:
     variant = "staged.variant" if s.method == "staged" else "hybrid.start"
     panels = []
-    if s.method == "staged":
-        panels += [{"type": "line", "title": f"{m.upper()} against iteration by variant", "x": "Step", "y": [m],
-                    "groupby": variant} for m in ("psnr", "ssim")]
+    if s.method == "staged":  # each image's fit on its own iteration axis: one curve per run, no sawtooth
+        panels += [{"type": "line", "title": f"{image}: {m.upper()} against iteration by variant", "x": f"{image}/iter",
+                    "y": [f"{image}/{m}"], "groupby": variant} for image in _images(s)[:3] for m in ("psnr", "ssim")]
     panels += [{"type": "bar", "title": f"{s.headline} by {axis}", "metrics": [s.headline], "groupby": axis}
                for axis in s.design.axes]
     panels.append({"type": "scatter", "title": f"time_s against {s.headline}", "x": "time_s", "y": s.headline})
     panels.append({"type": "media", "title": "restorations",
-                   "media_keys": [f"images/{k}" for k in IMAGE_KINDS[s.method]]})
+                   "media_keys": [f"images/{image}/{k}" for image in _images(s)[:3] for k in IMAGE_KINDS[s.method]]})
     return panels
 
 

@@ -118,14 +118,19 @@ class SweepHub:
     # ---- the run folder ------------------------------------------------------------------
 
     async def write_trial(self, key: str, files: dict[str, bytes], wandb_folder: str | None,
-                          wandb_files: dict[str, bytes]) -> int:
-        """Install a trial's files (and its offline W&B run); returns the bytes written."""
+                          wandb_files: dict[str, bytes]) -> int | dict:
+        """Install a trial's files (and its offline W&B run); returns the bytes written, or {'path', 'error'}
+        when the run folder's disk refused them (full, read-only, a quota): the trial did nothing wrong."""
         check_key(key)
-        await asyncio.to_thread(install_tree, self.run_dir / "trials" / key, files)
-        if wandb_folder is not None:
-            if not RUN_FOLDER_RE.fullmatch(wandb_folder):
-                raise ValueError(f"not a W&B offline run folder: {wandb_folder!r}")
-            await asyncio.to_thread(self._install_wandb, wandb_folder, wandb_files)
+        if wandb_folder is not None and not RUN_FOLDER_RE.fullmatch(wandb_folder):
+            raise ValueError(f"not a W&B offline run folder: {wandb_folder!r}")
+        try:
+            await asyncio.to_thread(install_tree, self.run_dir / "trials" / key, files)
+            if wandb_folder is not None:
+                await asyncio.to_thread(self._install_wandb, wandb_folder, wandb_files)
+        except OSError as exc:
+            return {"path": exc.filename or str(self.run_dir), "error": exc.strerror or str(exc),
+                    "errno": exc.errno or 5}
         size = sum(map(len, files.values())) + sum(map(len, wandb_files.values()))
         self.counts["trials_written"] += 1
         self.counts["bytes_written"] += size

@@ -73,6 +73,10 @@ class SweepProgress(Callback):
 
     @_guarded
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "write_error" in result:  # the hub could not write into the run folder: stop, say where and why
+            got = json.loads(result["write_error"])
+            self.write_error = self.write_error or OSError(28, got["error"], got["path"])
+            return
         if "record" not in result:
             return
         record = json.loads(result["record"])

@@ -50,6 +50,10 @@ class _OurWords(logging.Filter):
 
 
 logging.getLogger("ray.tune.tune").addFilter(_OurWords())
+# Tune's own experiment state (under run_dir/ray) is not this sweep's state (results.jsonl is): when the
+# disk is full its failed saves are noise beside our one line.
+for _name in ("ray.tune.execution.experiment_state", "ray.train._internal.syncer"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 
 @dataclass

@@ -58,20 +58,38 @@ def run_trial(params: dict, ctx: dict, payloads: dict, hub) -> None:
     key = check_key(spec["key"])
     torch.set_num_threads(max(1, int(ctx["cpus"])))
     try:
-        check_code(ctx["code"])
-        cfg = resolve([("trial", spec["config"])])
-        images, image_bytes = receive_images(spec["images"], payloads)
-        if trial_key(cfg, images) != key:
-            raise ConfigError(f"trial {key}: its config and images do not hash to its key on {os.uname().nodename}")
-        record = _run(cfg, images, spec, ctx, hub, image_bytes)
-    except ConfigError as exc:  # deterministic: retrying cannot help
-        record = {"trial_key": key, "sweep": ctx["sweep"], "method": spec["config"].get("method"),
-                  "seed": spec["config"].get("seed"), "profile": ctx["profile"], "status": "failed",
-                  "error": f"config error: {exc}", "config": spec["config"], "images": spec["images"],
-                  "cell": spec["cell"], "cell_key": spec["cell_key"], "metrics": {}, "per_image": {},
-                  "versions": versions()}
-        ray.get(hub.write_trial.remote(key, {"result.json": json.dumps(record, indent=2).encode()}, None, {}))
+        try:
+            check_code(ctx["code"])
+            cfg = resolve([("trial", spec["config"])])
+            images, image_bytes = receive_images(spec["images"], payloads)
+            if trial_key(cfg, images) != key:
+                raise ConfigError(f"trial {key}: its config and images do not hash to its key on {os.uname().nodename}")
+            record = _run(cfg, images, spec, ctx, hub, image_bytes)
+        except ConfigError as exc:  # deterministic: retrying cannot help
+            record = {"trial_key": key, "sweep": ctx["sweep"], "method": spec["config"].get("method"),
+                      "seed": spec["config"].get("seed"), "profile": ctx["profile"], "status": "failed",
+                      "error": f"config error: {exc}", "config": spec["config"], "images": spec["images"],
+                      "cell": spec["cell"], "cell_key": spec["cell_key"], "metrics": {}, "per_image": {},
+                      "versions": versions()}
+            write_files(hub, key, {"result.json": json.dumps(record, indent=2).encode()}, None, {})
+    except RunFolderWriteError as exc:  # the driver's disk: no record can land, the sweep stops (no retry)
+        tune.report({"write_error": json.dumps({"path": exc.filename, "error": exc.strerror}), "final": 1})
+        return
     tune.report(_numeric(record["metrics"]) | {"record": json.dumps(record, default=str), "final": 1})
+
+
+class RunFolderWriteError(OSError):
+    """The hub could not write a trial's files into the driver's run folder (a full disk, a quota)."""
+
+
+def write_files(hub, key: str, files: dict, folder: str | None, wandb_files: dict) -> None:
+    """The trial's files to the driver's run folder through the hub; a write error there is the run
+    folder's (RunFolderWriteError), not this trial's."""
+    import ray
+
+    got = ray.get(hub.write_trial.remote(key, files, folder, wandb_files))
+    if isinstance(got, dict):
+        raise RunFolderWriteError(got["errno"], got["error"], got["path"])
 
 
 def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
@@ -82,14 +100,23 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
     from dipddpm.record import build_record, trial_files
 
     from .hub import HubCache
-    from ..common.wandb_runs import group_name, run_id
+    from ..common.design import tags_of
+    from ..common.wandb_runs import cell_group, run_id, run_name, run_scope
+    from ..report.tabs import cell_text
     from .wandb_log import TrialLogger
 
     key = spec["key"]
     rid = run_id(ctx["sweep"], ctx["profile"], ctx["run_uid"], key)
+    label, tags = cell_text(spec["cell"]), tags_of(spec["config"])
+    # What a W&B user filters and groups by: the sweep, the cell (its axes as well), the keys, the seed.
+    wandb_config = spec["config"] | {"sweep": ctx["sweep"], "profile": ctx["profile"], "cell": spec["cell"],
+                                     "cell_label": label, "cell_key": spec["cell_key"], "trial_key": key,
+                                     "run_scope": run_scope(ctx["run_uid"])}
     with tempfile.TemporaryDirectory(prefix=f"dipddpm-{key}-") as tmp:
-        logger = TrialLogger(rid, group_name(ctx["sweep"], ctx["profile"]), ctx["project"], spec["config"],
-                             Path(tmp), [ctx["profile"], cfg.method], ctx["wandb_mode"])
+        logger = TrialLogger(rid, cell_group(ctx["sweep"], ctx["profile"], ctx["run_uid"], spec["cell_key"], label),
+                             ctx["project"], wandb_config, Path(tmp),
+                             [ctx["profile"], cfg.method] + [t.lower() for t in tags], ctx["wandb_mode"],
+                             name=run_name(label, cfg.seed), job_type=cfg.method)
 
         def report(step: int, metrics: dict) -> None:
             numeric = _numeric(metrics)
@@ -102,9 +129,9 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
             "sweep": ctx["sweep"], "cell": spec["cell"], "cell_key": spec["cell_key"], "wandb_run": rid,
             "wandb_mode_seen_by_worker": os.environ.get("WANDB_MODE"), "node": os.uname().nodename}
         t_ship = time.perf_counter()
-        first = next(iter(result.images.values()), {})
-        logger.finish(record, {k: v for k, v in first.items() if k in ("clean", "observation", "es", "peak",
-                                                                      "hybrid", "dip")})
+        logger.finish(record, {image: {k: v for k, v in kinds.items() if k in ("clean", "observation", "es", "peak",
+                                                                              "hybrid", "dip")}
+                               for image, kinds in result.images.items()})
         folder, wandb_files = logger.files()
         files = trial_files(record, result)
         shipped = sum(len(v) for k, v in files.items() if k != "result.json") + sum(map(len, wandb_files.values()))
@@ -116,5 +143,5 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
                                 # from the method's end to its files being ready to send (PNGs, W&B's close)
                                 "pack_s": time.perf_counter() - t_ship}}
         files["result.json"] = json.dumps(record, indent=2, default=str).encode()
-        ray.get(hub.write_trial.remote(key, files, folder, wandb_files))
+        write_files(hub, key, files, folder, wandb_files)
     return record

@@ -41,8 +41,10 @@ def records(path: str | Path):
 
 
 def summarize(path: str | Path) -> dict:
-    """{'history': [ {key: value} ...], 'summary': {...}, 'config': {...}, 'exit': code or None, 'run_id': str}."""
-    out: dict = {"history": [], "summary": {}, "config": {}, "exit": None, "run_id": None}
+    """{'history': [ {key: value} ...], 'summary': {...}, 'config': {...}, 'exit': code or None, 'run_id': str,
+    'name', 'group', 'job_type', 'tags', 'metrics': {key: step metric} (define_metric)}."""
+    out: dict = {"history": [], "summary": {}, "config": {}, "exit": None, "run_id": None, "name": None,
+                 "group": None, "job_type": None, "tags": [], "metrics": {}}
     for rec in records(path):
         kind = rec.WhichOneof("record_type")
         if kind == "history":
@@ -51,12 +53,16 @@ def summarize(path: str | Path) -> dict:
             for i in rec.summary.update:
                 out["summary"][i.key or "/".join(i.nested_key)] = json.loads(i.value_json)
         elif kind == "run":
-            out["run_id"] = rec.run.run_id
+            out["run_id"], out["name"], out["group"] = rec.run.run_id, rec.run.display_name, rec.run.run_group
+            out["job_type"], out["tags"] = rec.run.job_type, list(rec.run.tags)
             for i in rec.run.config.update:
                 out["config"][i.key] = json.loads(i.value_json)
         elif kind == "config":
             for i in rec.config.update:
                 out["config"][i.key] = json.loads(i.value_json)
+        elif kind == "metric":
+            m = rec.metric
+            out["metrics"][m.name or m.glob_name] = m.step_metric
         elif kind == "exit":
             out["exit"] = rec.exit.exit_code
     return out

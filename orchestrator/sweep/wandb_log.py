@@ -31,7 +31,7 @@ class TrialLogger:
     kept in `warnings` for the record."""
 
     def __init__(self, rid: str, group: str, project: str, config: dict, local_dir: Path, tags: list[str],
-                 mode: str = "offline"):
+                 mode: str = "offline", name: str | None = None, job_type: str | None = None):
         self.run, self.rid, self.dir = None, rid, local_dir
         self.warnings: list[str] = []
         self._images: set[str] = set()
@@ -41,9 +41,9 @@ class TrialLogger:
             import wandb
 
             local_dir.mkdir(parents=True, exist_ok=True)
-            self.run = wandb.init(project=project, group=group, id=rid, name=rid.split("-")[0], config=config,
+            self.run = wandb.init(project=project, group=group, id=rid, name=name or rid.split("-")[0], config=config,
                                   dir=str(local_dir.resolve()), mode="offline", resume="allow", tags=tags,
-                                  reinit="finish_previous",
+                                  job_type=job_type, reinit="finish_previous",
                                   settings=wandb.Settings(console="off", x_disable_stats=True, silent=True))
         except Exception as exc:  # noqa: BLE001 - W&B must never break a trial
             self._fail("init", exc)
@@ -71,14 +71,15 @@ class TrialLogger:
         except Exception as exc:  # noqa: BLE001
             self._fail("log", exc)
 
-    def finish(self, record: dict, images: dict) -> None:
+    def finish(self, record: dict, images: dict[str, dict]) -> None:
+        """The run's images (image -> kind -> (C, H, W)), its summary, and its end."""
         if self.run is None:
             return
         try:
             import wandb
 
-            self.run.log({f"images/{name}": wandb.Image(_to_uint8(img), caption=name)
-                          for name, img in images.items()})
+            self.run.log({f"images/{image}/{kind}": wandb.Image(_to_uint8(img), caption=f"{image}: {kind}")
+                          for image, kinds in images.items() for kind, img in kinds.items()})
             # after the last log: a logged key's summary is otherwise its last history value
             summary = {k: v for k, v in record["metrics"].items() if isinstance(v, (int, float, bool))}
             self.run.summary.update(summary | {"status": record["status"]})
