@@ -103,8 +103,11 @@ def check_device(name: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, extra = _parser().parse_known_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if extra:  # the usual slip: `--set dip.lr 0.01`, a value on its own
+        return _unexpected(argv, extra)
     try:
         check_device(args.device)
         cfg, profile, images = resolve_cli(args)
@@ -114,6 +117,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _unexpected(argv: list[str], extra: list[str]) -> int:
+    i = argv.index(extra[0])
+    after = argv[i - 1] if i >= 2 and argv[i - 2] == "--set" else None
+    if after is not None and "=" not in after:
+        print(f"error: --set: expected KEY=VALUE as one argument, got {after!r} then {extra[0]!r} (write --set "
+              f"{after}={extra[0]})", file=sys.stderr)
+    else:
+        print(f"error: unexpected argument {extra[0]!r} (see --help)", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _dry_run(cfg, profile: str, images) -> int:

@@ -142,7 +142,7 @@ def _make_ddpm(cfg, pool, schedule: Schedule, device, report, cache, code) -> di
             "params": trained.params, "num_source_images": n_src, "dataset_size": len(crops),
             "distinct_crops": distinct_crops(pool, cfg.data.size, cfg.ddpm.crop),
             "fit_s": time.perf_counter() - t0, "data_s": data_s, "fit_cpu_s": trained.cpu_s,
-            "step_ms": trained.step_ms_median}
+            "step_ms": trained.step_ms_median, "step_ms_min": trained.step_ms_min}
 
 
 def _load_model(cfg, blob: dict, device):
@@ -174,7 +174,8 @@ def run(obs_list: list[Observation], pool: tuple[ImageData, ...], cfg, device, r
     blob = entry.value
     dip_hits = [r.metrics["cache_hit_dip"] for r in runs if "cache_hit_dip" in r.metrics]
     trial = {"ddpm_fit_s": blob["fit_s"], "train_data_s": blob["data_s"], "ddpm_fit_cpu_s": blob["fit_cpu_s"],
-             "ddpm_step_ms": blob["step_ms"], "train_steps": blob["train_steps"],
+             "ddpm_step_ms": blob["step_ms"], "ddpm_step_ms_min": blob["step_ms_min"],
+             "train_steps": blob["train_steps"],
              "epochs": blob["epochs"], "num_source_images": blob["num_source_images"],
              "dataset_size": blob["dataset_size"], "distinct_crops": blob["distinct_crops"],
              "ddpm_params": blob["params"],

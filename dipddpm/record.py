@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .classical import cbm3d_status
 from .config import TrialConfig, config_dict, trial_key
 from .metrics import SSIM_VARIANT
 
@@ -69,6 +70,7 @@ def build_record(cfg: TrialConfig, result, profile: str | None, images) -> dict:
         "metrics": _jsonable(result.metrics),
         "per_image": _jsonable(result.per_image),
         "device": result.device,
+        "references": {"cbm3d": cbm3d_status()},
         "versions": versions(),
     }
 

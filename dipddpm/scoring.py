@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from .classical import nlm_denoise, tv_denoise
+from .classical import cbm3d_denoise, nlm_denoise, tv_denoise
 from .degradation import Observation
 from .metrics import estimate, psnr, ssim
 
@@ -25,15 +25,21 @@ def scores(prefix: str, x: torch.Tensor, x0: torch.Tensor) -> dict:
 
 
 def reference_scores(obs: Observation) -> tuple[dict, dict]:
-    """Observation (clipped), TV and NL-means on the same y: metrics (with their seconds) and images."""
+    """Observation (clipped), TV, NL-means and (when installed) CBM3D on the same y: metrics (with their
+    seconds) and images."""
     t0 = time.perf_counter()
     y = obs.y01.clamp(0, 1)  # the observation is noisy by design: clipped, and said so
     tv, nlm = tv_denoise(y), nlm_denoise(y)
     metrics = {"psnr_observation": psnr(y, obs.x0), "ssim_observation": ssim(y, obs.x0)}
     metrics |= scores("_tv", tv, obs.x0) | scores("_nlm", nlm, obs.x0)
+    images = {"clean": obs.x0, "observation": y, "tv": tv, "nlm": nlm}
+    cbm3d = cbm3d_denoise(y, obs.level.noise_std)  # the known σ, as DIP papers run it
+    if cbm3d is not None:
+        metrics |= scores("_cbm3d", cbm3d, obs.x0)
+        images["cbm3d"] = cbm3d
     metrics |= {"noise_std": obs.level.noise_std, "noise_std_255": obs.level.noise_std_255, "t_obs": obs.level.t_obs,
                 "ref_s": time.perf_counter() - t0}
-    return metrics, {"clean": obs.x0, "observation": y, "tv": tv, "nlm": nlm}
+    return metrics, images
 
 
 def score_image(obs: Observation, peak, wmv, last: torch.Tensor, n_iters: int) -> tuple[dict, dict]:
