@@ -122,9 +122,9 @@ def test_an_exception_writing_a_record_does_not_stop_thesweep_cli(ray_session, t
     assert sweep_cli(path, runs) == 0
     records = ResultsStore(runs / "flaky" / "cpu").records()
     assert len(records) == 4 and all(r["status"] == "ok" for r in records)
-    assert calls[0] in {r["trial_key"] for r in records}  # written after fit(), from the trial's final result
+    assert calls[0] in {r["trial_key"] for r in records}  # a moment later it was written
     assert calls.count(calls[0]) == 2
-    assert "1 records written after the trials" in capsys.readouterr().out
+    assert "error:" not in capsys.readouterr().err  # a hiccup is no full disk: the sweep went on
 
 
 def test_a_config_error_inside_a_trial_is_recorded_failed_not_retried(ray_session, tmp_path, monkeypatch):

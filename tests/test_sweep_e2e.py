@@ -29,6 +29,16 @@ def test_a_sweep_records_every_trial_and_logs_it_to_wandb(ray_session, tmp_path)
             assert all(math.isfinite(r["metrics"][k]) for k in ("psnr", "ssim", "psnr_es", "psnr_peak", "time_s"))
     check_wandb_matches_records(run_dir, records)  # one W&B run per trial, diverged ones too
     check_report_and_summary_run(run_dir, "e2e")
+    # Tune's own tools: one row per trial, the grid axes as hyperparameters, the final metrics
+    from ray.tune import ExperimentAnalysis
+
+    df = ExperimentAnalysis(str(run_dir / "ray" / "tune")).dataframe()
+    assert len(df) == 6 and {"config/staged.variant", "config/dip.lr", "config/seed", "psnr_es"} <= set(df.columns)
+    by_key = {r["trial_key"]: r for r in records}
+    for _, row in df.iterrows():
+        r = by_key[row["trial_key"]]
+        assert row["config/staged.variant"] == r["config"]["staged"]["variant"] and row["config/seed"] == r["seed"]
+        assert row["psnr_es"] == pytest.approx(r["metrics"]["psnr_es"])
     # Running again runs nothing and adds nothing.
     stamps = {p: p.stat().st_mtime_ns for p in run_dir.glob("trials/*/result.json")}
     assert sweep_cli(path, tmp_path / "runs") == 0

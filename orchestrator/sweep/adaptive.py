@@ -39,28 +39,17 @@ BUDGET_TRIALS = "the trials budget is spent"
 BUDGET_HOURS = "the hours budget is spent"
 
 
-class AdaptiveSearcher(Searcher):
-    def __init__(self, plan: Plan, history: list[dict], done: set[str], headline: str, payload, order,
-                 clock=time.monotonic):
-        """`history`: the store's records in arrival order; `done`: trial keys not to run again;
-        `payload(trial)`: the config Tune's trainable receives; `order(trials)`: the order a batch runs in."""
+class PlanSearcher(Searcher):
+    """A fixed grid through the same door: the plan's trials not yet done, in order, then FINISHED. Tune
+    sees each trial's grid axes as hyperparameters of its own (a grid_search over the trials would show
+    one: the whole trial)."""
+
+    def __init__(self, trials: list[Trial], payload):
         super().__init__()
-        self.rule = plan.replicate
-        self.payload, self.order, self.clock = payload, order, clock
-        self.trials = {(t.cell_key, t.seed): t for t in plan.trials}
-        self.keys = {t.key for t in plan.trials}
-        self.tracker = ClaimTracker(plan.design, headline).replay(history)
-        self.done = set(done) & self.keys
-        self.recorded = {r["trial_key"] for r in history if r.get("trial_key") in self.keys}
+        self.payload = payload
+        self.queue: deque[Trial] = deque(trials)
         self.proposed: set[str] = set()
         self.live: dict[str, Trial] = {}
-        self.t0 = clock()
-        self.reason: str | None = None
-        initial = [t for t in plan.initial() if t.key not in self.done]
-        self.queue: deque[Trial] = deque(t for s in sorted({t.seed for t in initial})
-                                         for t in order([t for t in initial if t.seed == s]))
-
-    # ------------------------------------------------------------------ Tune's calls
 
     def suggest(self, trial_id: str):
         trial = self._next()
@@ -70,16 +59,47 @@ class AdaptiveSearcher(Searcher):
         self.proposed.add(trial.key)
         return self.payload(trial)
 
+    def _next(self) -> Trial | None:
+        return self.queue.popleft() if self.queue else None
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.live.pop(trial_id, None)
 
     def save(self, checkpoint_path: str) -> None:
-        """Nothing to save: results.jsonl is this searcher's state (it replays it at start)."""
+        """Nothing to save: results.jsonl is the sweep's state (a rerun skips what it holds)."""
 
     def restore(self, checkpoint_path: str) -> None:
         """See `save`."""
 
+    def feed(self, record: dict) -> None:
+        """A record the driver has just written (a fixed grid decides nothing while it runs)."""
+
+    def pending(self) -> int:
+        return len(self.queue)
+
+
+class AdaptiveSearcher(PlanSearcher):
+    def __init__(self, plan: Plan, history: list[dict], done: set[str], headline: str, payload, order,
+                 clock=time.monotonic):
+        """`history`: the store's records in arrival order; `done`: trial keys not to run again;
+        `payload(trial)`: the config Tune's trainable receives; `order(trials)`: the order a batch runs in."""
+        initial = [t for t in plan.initial() if t.key not in done]
+        super().__init__([t for s in sorted({t.seed for t in initial})
+                          for t in order([t for t in initial if t.seed == s])], payload)
+        self.rule = plan.replicate
+        self.order, self.clock = order, clock
+        self.trials = {(t.cell_key, t.seed): t for t in plan.trials}
+        self.keys = {t.key for t in plan.trials}
+        self.tracker = ClaimTracker(plan.design, headline).replay(history)
+        self.done = set(done) & self.keys
+        self.recorded = {r["trial_key"] for r in history if r.get("trial_key") in self.keys}
+        self.t0 = clock()
+        self.reason: str | None = None
+
     # ------------------------------------------------------------------ records and decisions
+
+    def pending(self) -> int:
+        return len([t for t in self.queue if not self._started(t.key)])
 
     def feed(self, record: dict) -> None:
         """A record the driver has just written (in the order it wrote them)."""
@@ -145,10 +165,6 @@ class AdaptiveSearcher(Searcher):
 
     def all_trials(self) -> list[Trial]:
         return list(self.trials.values())
-
-    def live_or_proposed(self):
-        """The trials this run proposed (the runner checks each has its record once Tune is done)."""
-        return (t for t in self.trials.values() if t.key in self.proposed)
 
     # ------------------------------------------------------------------ what the live view and summary show
 

@@ -118,9 +118,10 @@ class SweepHub:
     # ---- the run folder ------------------------------------------------------------------
 
     async def write_trial(self, key: str, files: dict[str, bytes], wandb_folder: str | None,
-                          wandb_files: dict[str, bytes]) -> int | dict:
-        """Install a trial's files (and its offline W&B run); returns the bytes written, or {'path', 'error'}
-        when the run folder's disk refused them (full, read-only, a quota): the trial did nothing wrong."""
+                          wandb_files: dict[str, bytes], tune_row: bytes | None = None) -> int | dict:
+        """Install a trial's files (and its offline W&B run, and the final row Tune's ExperimentAnalysis reads
+        from `ray/tune/<key>/result.json`); returns the bytes written, or {'path', 'error'} when the run
+        folder's disk refused them (full, read-only, a quota): the trial did nothing wrong."""
         check_key(key)
         if wandb_folder is not None and not RUN_FOLDER_RE.fullmatch(wandb_folder):
             raise ValueError(f"not a W&B offline run folder: {wandb_folder!r}")
@@ -128,6 +129,8 @@ class SweepHub:
             await asyncio.to_thread(install_tree, self.run_dir / "trials" / key, files)
             if wandb_folder is not None:
                 await asyncio.to_thread(self._install_wandb, wandb_folder, wandb_files)
+            if tune_row is not None:  # where Tune keeps the trial (its dirname is the key), on this node
+                await asyncio.to_thread(_write_file, self.run_dir / "ray" / "tune" / key / "result.json", tune_row)
         except OSError as exc:
             return {"path": exc.filename or str(self.run_dir), "error": exc.strerror or str(exc),
                     "errno": exc.errno or 5}

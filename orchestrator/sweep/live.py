@@ -80,10 +80,8 @@ class SweepProgress(Callback):
         if "record" not in result:
             return
         record = json.loads(result["record"])
-        try:
-            written = self.store.append(record)
-        except OSError as exc:  # a full disk: nothing more can be recorded, so nothing more is run
-            self.write_error = self.write_error or exc
+        written = self._append(record)
+        if written is None:
             return
         if written and self.searcher is not None:
             self.searcher.feed(record)
@@ -96,6 +94,19 @@ class SweepProgress(Callback):
                 self.best = (value, record["trial_key"] + self._fired(record))
         if written:
             self._line(record, value)
+
+    def _append(self, record: dict, tries: int = 3) -> bool | None:
+        """Append the record, trying again after a moment (an I/O hiccup); None when the disk keeps refusing
+        it (full): then nothing more can be recorded, so nothing more is run (StopOnWriteError)."""
+        for attempt in range(tries):
+            try:
+                return self.store.append(record)
+            except OSError as exc:
+                if attempt == tries - 1:
+                    self.write_error = self.write_error or exc
+                    return None
+                time.sleep(0.5 * (attempt + 1))
+        return None
 
     def _fired(self, record: dict) -> str:
         fired = record["metrics"].get("es_fired")  # the fraction of images where ES-WMV fired
@@ -124,9 +135,8 @@ class SweepProgress(Callback):
     # ------------------------------------------------------------------ what it shows
 
     def pending(self) -> int:
-        if self.searcher is not None:
-            return len([t for t in self.searcher.queue if not self.searcher._started(t.key)])
-        return max(self.total - self.done - self.failed - len(self.running), 0)
+        return self.searcher.pending() if self.searcher is not None else \
+            max(self.total - self.done - self.failed - len(self.running), 0)
 
     def eta(self) -> str:
         if not self.durations:
@@ -141,11 +151,12 @@ class SweepProgress(Callback):
         from ..report.tabs import cell_text
 
         n = self.done + self.failed + 1
-        total = f"/{self.total}" if self.searcher is None else ""
+        adaptive = hasattr(self.searcher, "tracker")
+        total = "" if adaptive else f"/{self.total}"
         shown = f"{self.metric} {value:.2f}{self._fired(record)}" if isinstance(value, (int, float)) and \
             math.isfinite(value) else (record.get("error") or "no value")[:120]
         wall = record["metrics"].get("wall_s")
-        claims = f" · {self.searcher.status()}" if self.searcher is not None else ""
+        claims = f" · {self.searcher.status()}" if adaptive else ""
         self.console.print(f"[{n}{total}] {record['status']:<8} {cell_text(record.get('cell') or {})} · seed "
                            f"{record.get('seed')} · {shown}" + (f" · {wall:.0f} s" if wall else "")
                            + f" · ETA {self.eta()}{claims}", markup=False, highlight=False, soft_wrap=True)
@@ -156,7 +167,7 @@ class SweepProgress(Callback):
         for col in ("done", "running", "pending", "failed", "ETA", f"best {self.metric}"):
             t.add_column(col, justify="right")
         t.add_row(str(self.done), str(len(self.running)), str(self.pending()), str(self.failed), self.eta(), best)
-        if self.searcher is None:
+        if not hasattr(self.searcher, "tracker"):
             return t
         return Group(t, claims_view(self.searcher))
 

@@ -171,7 +171,13 @@ def choose_profile(requested: str, spec: SweepSpec) -> str:
     return profile
 
 
-def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
+@dataclass
+class Outcome:
+    code: int  # 0 done; 1 trials missing or failed, or the report not written; 3 W&B uploads left
+    run_dir: Path
+
+
+def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> Outcome:
     import ray
 
     owned = start_ray(opts)
@@ -185,7 +191,7 @@ def run_sweep(spec: SweepSpec, opts: SweepOptions, console) -> int:
         sweep_plan = plan(spec, profile, max_trials=opts.max_trials, replicate=opts.replicate)
         run_dir = Path(opts.runs_dir).resolve() / spec.name / profile
         with DriverLock(run_dir):
-            return _run_locked(spec, opts, profile, sweep_plan, run_dir, console)
+            return Outcome(_run_locked(spec, opts, profile, sweep_plan, run_dir, console), run_dir)
     finally:
         if owned:
             ray.shutdown()
@@ -213,7 +219,10 @@ def _run_locked(spec: SweepSpec, opts: SweepOptions, profile: str, sweep_plan, r
                           f"({sweep_plan.merged} merged cells) · {len(trials) - len(todo)} already done · {len(todo)} "
                           f"to run · {run_dir}")
             if todo:
-                _fit(spec, opts, profile, todo, store, run_dir, console, sync=sync)
+                from .adaptive import PlanSearcher
+
+                _fit(spec, opts, profile, todo, store, run_dir, console,
+                     PlanSearcher(todo, payload_for(sweep_plan.design)), sync)
             expected = {t.key for t in trials}
         keys = {t.key for t in sweep_plan.trials}
         records = [r for r in store.records() if r["trial_key"] in keys]
@@ -250,7 +259,8 @@ def _adaptive(spec, opts, profile, sweep_plan, store, done, console, sync=None):
     """Run what the adaptive searcher proposes; (the searcher, the trial keys this run owes a record)."""
     from .adaptive import AdaptiveSearcher
 
-    searcher = AdaptiveSearcher(sweep_plan, store.history(), done, spec.metric, trial_payload, interleave_by_artefact)
+    searcher = AdaptiveSearcher(sweep_plan, store.history(), done, spec.metric, payload_for(sweep_plan.design),
+                                interleave_by_artefact)
     rule = sweep_plan.replicate
     initial = [t for t in sweep_plan.initial() if t.key not in done]
     console.print(f"sweep [bold]{spec.name}[/] · profile [bold]{profile}[/] · adaptive: every cell at seeds "
@@ -300,9 +310,20 @@ def trial_payload(t: Trial) -> dict:
                       "images": t.described_images()}}
 
 
-def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, searcher=None, sync=None) -> None:
-    """Run `todo` on Tune: all of it as a grid, or, with an adaptive searcher, what it proposes (todo: the
-    first trials, whose images are shipped up front; the plan's other trials share their images)."""
+def payload_for(design):
+    """trial -> its payload plus every grid axis (the cell's value or the base's) and the seed at the top
+    level, so Tune (ExperimentAnalysis, ResultGrid) sees them as the trial's hyperparameters."""
+    def payload(t: Trial) -> dict:
+        point = design.point(t.cell_key)
+        axes = {a: design.value(point, a) if point is not None else t.cell.get(a) for a in design.axes}
+        return trial_payload(t) | axes | {"seed": t.seed}
+
+    return payload
+
+
+def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, searcher, sync=None) -> None:
+    """Run what `searcher` proposes on Tune (a PlanSearcher: the grid's `todo`; an AdaptiveSearcher: the first
+    trials `todo`, then seeds while claims are undecided), one slot per trial the cluster can hold."""
     import ray
     from ray import tune
     from rich.live import Live
@@ -321,7 +342,7 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, 
            "run_uid": store.run_uid(), "code": code_fingerprint(), "wandb_mode": worker_mode(wandb_mode())}
     hub = start_hub(run_dir, str(Path(opts.cache_dir or default_root()).resolve()))
     # Each file image once in the object store; a trial fetches only its own (bundled ones travel by name).
-    shipped = todo if searcher is None else searcher.all_trials()  # a searcher may propose any trial of the plan
+    shipped = searcher.all_trials() if hasattr(searcher, "all_trials") else todo  # any trial it may propose
     payloads = {img.sha256: ray.put(img.payload) for img in {i.sha256: i for t in shipped for i in t.images.all()
                                                              if not i.bundled}.values()}
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx, payloads=payloads, hub=hub),
@@ -334,17 +355,12 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, 
     def name(trial) -> str:
         return trial.config["trial"]["key"]
 
-    if searcher is None:
-        space = {"trial": tune.grid_search([trial_payload(t)["trial"] for t in todo])}
-        tune_config = tune.TuneConfig(max_concurrent_trials=opts.max_concurrent, trial_name_creator=name,
-                                      trial_dirname_creator=name, reuse_actors=True)
-    else:  # Tune asks the searcher for the next (cell, seed) whenever one of `concurrency` slots frees
-        space = {}
-        tune_config = tune.TuneConfig(search_alg=searcher, num_samples=-1, max_concurrent_trials=concurrency,
-                                      trial_name_creator=name, trial_dirname_creator=name, reuse_actors=True)
+    # Tune asks the searcher for the next trial whenever one of `concurrency` slots frees; reuse_actors: a
+    # trial runs in an actor that already imported torch (seconds per trial on 2 cores)
+    tune_config = tune.TuneConfig(search_alg=searcher, num_samples=-1, max_concurrent_trials=concurrency,
+                                  trial_name_creator=name, trial_dirname_creator=name, reuse_actors=True)
     tuner = tune.Tuner(
-        # reuse_actors: a trial runs in an actor that already imported torch (seconds per trial on 2 cores)
-        trainable, param_space=space, tune_config=tune_config,
+        trainable, param_space={}, tune_config=tune_config,
         run_config=tune.RunConfig(name="tune", storage_path=str(run_dir / "ray"), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=opts.max_failures),
                                   callbacks=[progress], stop=StopOnWriteError(progress)))
@@ -359,7 +375,8 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, 
     if _OurWords.interrupted:
         console.print(f"interrupted: {len(store.done_keys())} finished trials are safe in {store.path}; run the same "
                       "command again to resume (finished trials are skipped)", soft_wrap=True, markup=False)
-    late = _reconcile(grid, todo if searcher is None else list(searcher.live_or_proposed()), store, spec, profile)
+    late = _reconcile(grid, [t for t in (searcher.all_trials() if hasattr(searcher, "all_trials") else todo)
+                             if t.key in searcher.proposed], store, spec, profile)
     if late or progress.errors:
         console.print(f"{late} records written after the trials ({len(progress.errors)} callback errors: "
                       f"{progress.errors[0] if progress.errors else ''})")

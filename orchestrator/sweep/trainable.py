@@ -42,7 +42,6 @@ def receive_images(described: dict, payloads: dict) -> tuple[object, int]:
 
 
 def run_trial(params: dict, ctx: dict, payloads: dict, hub) -> None:
-    import ray
     import torch
     from ray import tune
 
@@ -82,18 +81,18 @@ class RunFolderWriteError(OSError):
     """The hub could not write a trial's files into the driver's run folder (a full disk, a quota)."""
 
 
-def write_files(hub, key: str, files: dict, folder: str | None, wandb_files: dict) -> None:
+def write_files(hub, key: str, files: dict, folder: str | None, wandb_files: dict, tune_row: dict | None = None) -> None:
     """The trial's files to the driver's run folder through the hub; a write error there is the run
     folder's (RunFolderWriteError), not this trial's."""
     import ray
 
-    got = ray.get(hub.write_trial.remote(key, files, folder, wandb_files))
+    row = (json.dumps(tune_row, default=str) + "\n").encode() if tune_row is not None else None
+    got = ray.get(hub.write_trial.remote(key, files, folder, wandb_files, row))
     if isinstance(got, dict):
         raise RunFolderWriteError(got["errno"], got["error"], got["path"])
 
 
 def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
-    import ray
     from ray import tune
 
     from dipddpm import trial
@@ -143,5 +142,9 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
                                 # from the method's end to its files being ready to send (PNGs, W&B's close)
                                 "pack_s": time.perf_counter() - t_ship}}
         files["result.json"] = json.dumps(record, indent=2, default=str).encode()
-        write_files(hub, key, files, folder, wandb_files)
+        # the final result as Tune's own JSON logger would keep it (that logger is off: it would write every
+        # evaluation on whichever node ran the trial), for ExperimentAnalysis on the driver's run folder
+        tune_row = _numeric(record["metrics"]) | {"trial_key": key, "status": record["status"], "done": True,
+                                                  "training_iteration": 1}
+        write_files(hub, key, files, folder, wandb_files, tune_row)
     return record
