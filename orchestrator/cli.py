@@ -12,7 +12,7 @@ import sys
 
 from dipddpm.errors import ConfigError
 
-from .report.build import FORMATS
+FORMATS = ("all", "table", "markdown", "csv", "curves", "json", "html")  # as report.build has them (a test checks)
 
 EXIT_USAGE = 2
 EXIT_WRITE = 1  # a write failed (disk full): some results may be missing, none already written is lost
@@ -118,7 +118,7 @@ def _sweep(args) -> int:
                         fresh=args.fresh, retry_failed=args.retry_failed, max_failures=args.max_failures,
                         project=args.project, live=not args.no_live, max_trials=max_trials, replicate=replicate,
                         wandb_timeout=args.wandb_timeout)
-    return run_sweep(spec, opts, console)
+    return run_sweep(spec, opts, console).code
 
 
 def _local_profile(requested: str) -> str:
@@ -148,18 +148,15 @@ def _report(args) -> int:
     if args.format == "table":
         print_tables(report, console, tuple(t.name for s in report.sections for t in s.tables))
         return 0
-    text = render(report, args.format)
-    if args.out:
+    out = Path(args.out) if args.out else None
+    text = render(report, args.format, out.parent if out else Path.cwd())
+    if out:
         from dipddpm.record import atomic_write_text
 
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(Path(args.out), text)
-        console.print(f"wrote {args.out}")
-    elif args.format == "html":
-        path = report.run_dir / "report.html"
-        path.write_text(text)
-        console.print(f"wrote {path}")
-    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, text)
+        console.print(f"wrote {out}")
+    else:  # as the help says: one format without --out goes to stdout (the run's files stay as they are)
         sys.stdout.write(text)
     return 0
 

@@ -107,7 +107,19 @@ def test_imports_point_one_way(importer, forbidden):
 
 
 def test_every_orchestrator_module_sits_in_a_layer():
+    """Beside the three layers only the entry points: the command line and the Python API it wraps."""
     loose = [n for n in MODULES if n.startswith("orchestrator.") and n.count(".") == 1
-             and n not in ("orchestrator.cli", "orchestrator.__main__", "orchestrator.sweep", "orchestrator.report",
-                           "orchestrator.common")]
+             and n not in ("orchestrator.cli", "orchestrator.api", "orchestrator.__main__", "orchestrator.sweep",
+                           "orchestrator.report", "orchestrator.common")]
     assert loose == []
+
+
+def test_the_entry_points_import_neither_torch_nor_ray_at_import_time():
+    """`python -m orchestrator --help` and `import orchestrator` stay fast (no torch, no Ray)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, orchestrator, orchestrator.cli; "
+            "print(sorted(m for m in ('torch', 'ray', 'wandb', 'diffusers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

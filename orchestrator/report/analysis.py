@@ -324,12 +324,13 @@ def cost_table(cells: list[Cell], method: str, headline: str) -> Tab:
     return tab
 
 
-REF_METRICS = ("psnr_observation", "psnr_tv", "psnr_nlm", "ssim_observation", "ssim_tv", "ssim_nlm")
+REF_METRICS = ("psnr_observation", "psnr_tv", "psnr_nlm", "psnr_cbm3d", "ssim_observation", "ssim_tv", "ssim_nlm",
+               "ssim_cbm3d")
 
 
 def references_table(records: list[dict], method: str) -> Tab:
-    cols = ["task", "observations", "observation psnr", "TV psnr", "NL-means psnr", "observation ssim", "TV ssim",
-            "NL-means ssim"]
+    cols = ["task", "observations", "observation psnr", "TV psnr", "NL-means psnr", "CBM3D psnr", "observation ssim",
+            "TV ssim", "NL-means ssim", "CBM3D ssim"]
     tab = Tab("references", "Classical references on the same observations (each observation once)", cols)
     from ..common.design import task_of
 
@@ -347,7 +348,10 @@ def references_table(records: list[dict], method: str) -> Tab:
         for k in REF_METRICS:  # one observation per (seed, image): a staged unit; a hybrid seed averages images
             row.append(mean_ci(_ref_units(method, obs, k), bounds=bounds(k)))
         tab.rows.append(row)
-    tab.note = f"Intervals over units ({unit_kind(method, 'psnr')})."
+    status = {(r.get("references") or {}).get("cbm3d") for r in usable(records)} - {None}
+    cbm3d = "; ".join(sorted(status)) if status else "not recorded (trials from before it was added)"
+    tab.note = (f"Intervals over units ({unit_kind(method, 'psnr')}). TV and NL-means estimate σ from the image; "
+                f"CBM3D is given the known σ, as DIP papers run it. CBM3D: {cbm3d}.")
     return tab
 
 

@@ -15,11 +15,12 @@ from dipddpm.errors import ConfigError
 from dipddpm.record import atomic_write_text
 
 from .analysis import Section, build_sections, status_text
-from .render import report_json, report_markdown, results_csv, rich_table
+from .render import report_json, report_markdown, rich_table
 
 log = logging.getLogger(__name__)
-FORMATS = ("all", "table", "markdown", "csv", "json", "html")
-FILES = {"markdown": "report.md", "csv": "results.csv", "json": "report.json", "html": "report.html"}
+FORMATS = ("all", "table", "markdown", "csv", "curves", "json", "html")
+FILES = {"markdown": "report.md", "csv": "results.csv", "curves": "curves.csv", "json": "report.json",
+         "html": "report.html"}
 TERMINAL_TABLES = ("cells", "comparisons", "effects", "best", "early_stopping", "problems", "claims")
 
 
@@ -29,6 +30,7 @@ class Report:
     records: list[dict]
     sections: list[Section]
     meta: dict
+    design: object = None  # the sweep's Design
     _figures: dict | None = None
 
     def figures(self) -> dict[str, dict[str, tuple[str, bytes | None]]]:
@@ -78,7 +80,7 @@ def build_report(run_dir: str | Path, records: list[dict] | None = None, metric:
             "profile": design.profile, "records": len(records), "status": status_text(records),
             "results": str(run_dir / "results.jsonl"), "code": code,
             "generated": datetime.datetime.now().isoformat(timespec="seconds")}
-    return Report(run_dir, records, sections, meta)
+    return Report(run_dir, records, sections, meta, design)
 
 
 def _one_sweep(records: list[dict], design, run_dir: Path) -> list[dict]:
@@ -99,35 +101,57 @@ def _one_sweep(records: list[dict], design, run_dir: Path) -> list[dict]:
     return mine
 
 
-def render(report: Report, fmt: str) -> str:
+def link_root(report: Report, out_dir: Path | None) -> str:
+    """The run folder as the page in `out_dir` links to it ('' beside it)."""
+    import os
+
+    if out_dir is None:
+        return ""
+    rel = os.path.relpath(report.run_dir, Path(out_dir).resolve())
+    return "" if rel == "." else rel.rstrip("/") + "/"
+
+
+def render(report: Report, fmt: str, out_dir: Path | None = None) -> str:
     if fmt == "markdown":
-        return report_markdown(report.sections, report.meta)
+        from .summary import summary_markdown
+
+        return report_markdown(report.sections, report.meta, summary_markdown(report.sections))
     if fmt == "csv":
-        return results_csv(report.records)
+        from .tidy import results_csv
+
+        return results_csv(report.records, report.design)
+    if fmt == "curves":
+        from .tidy import curves_csv
+
+        return curves_csv(report.run_dir, report.records)
     if fmt == "json":
         return report_json(report.sections, report.meta)
     if fmt == "html":
         from .html_report import report_html
 
-        return report_html(report.sections, report.meta, report.run_dir, report.figures())
+        return report_html(report.sections, report.meta, report.run_dir, report.figures(), link_root(report, out_dir))
     raise ConfigError(f"--format: expected one of {' | '.join(FORMATS)}, got {fmt!r}")
 
 
 def print_tables(report: Report, console, names: tuple[str, ...] = TERMINAL_TABLES) -> None:
     """The named tables, in the order named (a sweep ends with its claims' verdicts)."""
+    from .summary import summary_rich
+
     for s in report.sections:
         by_name = {t.name: t for t in s.tables}
         for name in names:
             tab = by_name.get(name)
             if tab is not None and (tab.rows or tab.name != "problems"):
                 console.print(rich_table(tab, console.width))
+    if report.sections:
+        console.print(summary_rich(report.sections))  # last: a terminal shows the end of what was printed
 
 
-def write_files(report: Report, out_dir: Path, formats=("markdown", "csv", "json", "html")) -> list[Path]:
+def write_files(report: Report, out_dir: Path, formats=("markdown", "csv", "curves", "json", "html")) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
         path = out_dir / FILES[fmt]
-        atomic_write_text(path, render(report, fmt))
+        atomic_write_text(path, render(report, fmt, out_dir))
         written.append(path)
     return written

@@ -23,6 +23,8 @@ th{background:#f3f3f3}td.l,th.l{text-align:left;white-space:normal;max-width:420
 figure{margin:10px 0}figure img{max-width:100%;border:1px solid #eee}
 .grid td{text-align:center;vertical-align:top;font-size:11px}
 .grid img{width:160px;height:160px;image-rendering:pixelated;display:block;margin:auto}
+.summary{background:#f7f9fc;border:1px solid #dde3ec;padding:4px 16px;margin:12px 0}
+.summary li{margin:3px 0}th[title]{cursor:pointer}th[data-dir=up]::after{content:" ▲"}th[data-dir=down]::after{content:" ▼"}
 """
 LEFT = ("grid cell", "comparison", "axis", "error", "also differs", "value", "claim", "A", "B", "verdict")
 
@@ -37,15 +39,87 @@ def _esc(text: str) -> str:
 
 
 def table_html(tab: Tab) -> str:
-    head = "".join(f'<th class="{"l" if c in LEFT else ""}">{_esc(c)}</th>' for c in tab.columns)
+    """A table whose columns sort on a click (the page's script); intervals sort by their mean."""
+    head = "".join(f'<th class="{"l" if c in LEFT else ""}" title="click to sort">{_esc(c)}</th>' for c in tab.columns)
     body = []
     for row in tab.rows:
-        tds = "".join(f'<td class="{"l" if c in LEFT else ""}">{_esc(fmt(v, c))}</td>'
+        tds = "".join(f'<td class="{"l" if c in LEFT else ""}"{_sort_key(v)}>{_esc(fmt(v, c))}</td>'
                       for v, c in zip(row, tab.columns))
         body.append(f"<tr>{tds}</tr>")
     rows = "".join(body) or f'<tr><td class="l" colspan="{len(tab.columns)}">(none)</td></tr>'
     note = f'<p class="note">{html.escape(tab.note)}</p>' if tab.note else ""
-    return f'<h3 id="{tab.name}">{_esc(tab.title)}</h3><table><tr>{head}</tr>{rows}</table>{note}'
+    return (f'<h3 id="{tab.name}">{_esc(tab.title)}</h3><table class="sortable"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{rows}</tbody></table>{note}")
+
+
+def _sort_key(v) -> str:
+    """A numeric sort key for the script (an interval sorts by its mean, a missing value last)."""
+    from .stats import Estimate
+
+    x = v.mean if isinstance(v, Estimate) else v
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x:
+        return ""
+    return f' data-v="{x:.10g}"'
+
+
+SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  table.querySelectorAll('thead th').forEach(function (th, col) {
+    th.addEventListener('click', function () {
+      var body = table.tBodies[0], rows = Array.from(body.rows);
+      var up = th.dataset.dir !== 'up';
+      table.querySelectorAll('thead th').forEach(function (h) { delete h.dataset.dir; });
+      th.dataset.dir = up ? 'up' : 'down';
+      function key(row) {
+        var td = row.cells[col];
+        if (!td) return [2, ''];
+        if (td.dataset.v !== undefined) return [0, parseFloat(td.dataset.v)];
+        var t = td.textContent.trim();
+        return t === '' || t === '—' ? [2, ''] : [1, t.toLowerCase()];
+      }
+      rows.sort(function (a, b) {
+        var ka = key(a), kb = key(b);
+        if (ka[0] !== kb[0]) return ka[0] - kb[0];
+        var c = ka[1] < kb[1] ? -1 : ka[1] > kb[1] ? 1 : 0;
+        return up ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+// A link may ask for a sorted table: report.html#sort=cells:5 sorts the cells table by its 6th column.
+(function () {
+  var m = /sort=([a-z_]+):([0-9]+)(:down)?/.exec(location.hash);
+  var h = m && document.getElementById(m[1]);
+  var table = h && h.nextElementSibling;
+  var th = table && table.querySelectorAll('thead th')[parseInt(m[2], 10)];
+  if (th) { th.click(); if (m[3]) th.click(); }
+})();
+"""
+
+
+def trials_html(section: Section, link_root: str) -> str:
+    """Every trial, linked to its files (trials/<key>/) and named by its W&B run, sortable like the rest."""
+    from ..common.wandb_runs import run_name
+    from .analysis import cell_text
+
+    head = "".join(f'<th class="l" title="click to sort">{c}</th>' for c in
+                   ("trial", "grid cell", "seed", "status", html.escape(section.headline), "files", "W&B run"))
+    rows = []
+    for r in sorted(section.records, key=lambda r: (r.get("cell_key") or "", r.get("seed", 0))):
+        key = r["trial_key"]
+        base = f"{link_root}trials/{key}/" if re.fullmatch(r"[0-9a-f]{16}", key) else None
+        value = (r.get("metrics") or {}).get(section.headline)
+        shown = f"{value:.2f}" if isinstance(value, (int, float)) else "—"
+        files = (f'<a href="{base}result.json">result.json</a> · <a href="{base}curves.json">curves.json</a> · '
+                 f'<a href="{base}images/">images</a>') if base else "(refused key)"
+        wandb = html.escape(f"{r.get('wandb_run') or '—'} ({run_name(cell_text(r.get('cell') or {}), r.get('seed'))})")
+        data_v = f' data-v="{value:.10g}"' if isinstance(value, (int, float)) else ""
+        rows.append(f"<tr><td class=\"l\"><code>{html.escape(key)}</code></td><td class=\"l\">{_esc(cell_label(r))}</td>"
+                    f"<td>{r.get('seed')}</td><td>{html.escape(str(r.get('status')))}</td><td{data_v}>{shown}</td>"
+                    f"<td class=\"l\">{files}</td><td class=\"l\">{wandb}</td></tr>")
+    return (f'<h3 id="trials">Trials ({len(rows)})</h3><table class="sortable"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def figure_html(png: bytes | None, caption: str) -> str:
@@ -132,22 +206,40 @@ def image_grid_html(section: Section, run_dir: Path) -> str:
 
 # ------------------------------------------------------------------ page
 
-def section_html(section: Section, run_dir: Path, figures: dict[str, tuple[str, bytes | None]]) -> str:
+def section_html(section: Section, run_dir: Path, figures: dict[str, tuple[str, bytes | None]],
+                 link_root: str = "") -> str:
+    """Claims first, then the tables and the trials, then the figures and the image grid."""
     n_ok = len(ok(section.records))
     parts = [f"<h2>{html.escape(section.method)} · {len(section.records)} trials ({n_ok} ok) · "
-             f"ranked by {html.escape(section.headline)}</h2>",
-             "<h3>Image grid</h3>", image_grid_html(section, run_dir), "<h3>Figures</h3>",
-             *(figure_html(png, caption) for caption, png in figures.values())]
+             f"ranked by {html.escape(section.headline)}</h2>"]
     parts += [table_html(t) for t in section.tables]
+    parts += [trials_html(section, link_root), '<h3 id="figures">Figures</h3>',
+              *(figure_html(png, caption) for caption, png in figures.values()),
+              '<h3 id="images">Image grid</h3>', image_grid_html(section, run_dir)]
     return "\n".join(parts)
 
 
-def report_html(sections: list[Section], meta: dict, run_dir: Path, figures: dict) -> str:
-    toc = " · ".join(f'<a href="#{t.name}">{html.escape(t.name)}</a>' for t in sections[0].tables) if sections else ""
-    body = "\n".join(section_html(s, run_dir, figures[s.method]) for s in sections)
+def summary_html(sections: list[Section]) -> str:
+    from .summary import TITLES, summary_lines
+
+    parts = ['<section id="summary" class="summary"><h2>Summary</h2>']
+    for key, lines in summary_lines(sections).items():
+        if lines:
+            parts.append(f"<h3>{TITLES[key]}</h3><ul>" + "".join(f"<li>{_esc(line)}</li>" for line in lines) + "</ul>")
+    return "".join(parts) + "</section>"
+
+
+def report_html(sections: list[Section], meta: dict, run_dir: Path, figures: dict, link_root: str = "") -> str:
+    """The page: the answer (summary) first, then claims, tables, trials, figures. `link_root`: the run
+    folder relative to the page (trial files are linked, not embedded)."""
+    names = [t.name for t in sections[0].tables] + ["trials", "figures", "images"] if sections else []
+    toc = " · ".join(f'<a href="#{n}">{html.escape(n)}</a>' for n in names)
+    body = "\n".join(section_html(s, run_dir, figures[s.method], link_root) for s in sections)
     meta_line = html.escape(f"{meta['records']} records ({meta['status']}) · profile {meta['profile']} · "
                             f"{meta['results']} · code {meta.get('code', '?')} · generated {meta['generated']}")
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(meta["title"])}</title>'
             f"<style>{CSS}</style></head><body><h1>{html.escape(meta['title'])}</h1>"
-            f'<p class="meta">{meta_line}</p><p class="meta">Tables: {toc}. Figures labelled {ORACLE} need the '
-            f"clean image and are not reachable by a user.</p>{body}</body></html>")
+            f'<p class="meta">{meta_line}</p>{summary_html(sections)}<p class="meta">Tables: {toc}. Figures labelled '
+            f"{ORACLE} need the clean image and are not reachable by a user; FLOOR rows score an unconditional "
+            f"sample against an unrelated test image. Click a column's head to sort.</p>{body}"
+            f"<script>{SORT_JS}</script></body></html>")

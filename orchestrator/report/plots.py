@@ -188,7 +188,8 @@ def _loss_lines(ax, section: Section, run_dir: Path) -> None:
             continue
         drawn.add(tuple(loss))
         steps = (r.get("metrics") or {}).get("train_steps") or len(loss)
-        ax.plot([(i + 1) * steps / len(loss) for i in range(len(loss))], loss, lw=1, label=cell_label(r)[:48])
+        ax.plot([(i + 1) * steps / len(loss) for i in range(len(loss))], loss, lw=1,
+                label=unique_labels([f"#{c.number} {cell_label(r)}"], 48)[0])
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("DDPM training loss (ε-MSE)")
     ax.set_title("DDPM training loss, one line per trained model", fontsize=9)
@@ -233,7 +234,28 @@ def axis_series(section: Section, axis: str) -> list[tuple[str, list, list]]:
     return out[:MAX_SERIES]
 
 
+def unique_labels(labels: list[str], width: int) -> list[str]:
+    """Labels cut to `width` characters that stay distinct (a cut that would repeat one gets its number)."""
+    cut = [x if len(x) <= width else x[: width - 1] + "…" for x in labels]
+    seen: dict[str, int] = {}
+    for x in cut:
+        seen[x] = seen.get(x, 0) + 1
+    out, n = [], {}
+    for full, x in zip(labels, cut):
+        if seen[x] > 1:
+            n[x] = n.get(x, 0) + 1
+            x = f"{x[: width - 4]}… #{n[x]}"
+        out.append(x)
+    return out
+
+
+def _numeric(xs: list) -> bool:
+    return all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
+
+
 def axes_figure(section: Section) -> bytes | None:
+    """The headline against each axis; a numeric axis at its values (log-scaled when its values span a
+    factor of 10 or more, as learning rates do), any other at evenly spaced ticks."""
     from .analysis import base_label, short
 
     panels = [(a, s) for a in section.design.axes if (s := axis_series(section, a))]
@@ -244,26 +266,38 @@ def axes_figure(section: Section) -> bytes | None:
     rows = (len(panels) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
     for ax, (axis, series) in zip(axes.flat, panels):
-        for j, (label, xs, ests) in enumerate(series):
-            pos = [i + 0.08 * (j - (len(series) - 1) / 2) for i in range(len(xs))]
-            ax.errorbar(pos, [e.mean for e in ests], yerr=yerr(ests), marker="o", capsize=3,
-                        label=label[:40])
-            ref = section.design.base.get(axis)
-            ax.set_xticks(range(len(xs)), [(base_label(section.design, axis) + " (base)") if same(x, ref) else short(x)
-                                           for x in xs], rotation=20, fontsize=8)
+        values = [x for _, xs, _ in series for x in xs]
+        numeric = _numeric(values)
+        log = numeric and min(values) > 0 and max(values) / min(values) >= 10
+        ref = section.design.base.get(axis)
+        for j, ((_, xs, ests), label) in enumerate(zip(series, unique_labels([s[0] for s in series], 40))):
+            shift = 0.08 * (j - (len(series) - 1) / 2)
+            if numeric:  # a small shift between series, in the axis' own scale
+                pos = [x * (1 + shift / 2) if log else x + shift * (max(values) - min(values) or 1) / 4 for x in xs]
+            else:
+                pos = [i + shift for i in range(len(xs))]
+            ax.errorbar(pos, [e.mean for e in ests], yerr=yerr(ests), marker="o", capsize=3, label=label)
+        ticks = sorted({x for x in values}, key=lambda v: v) if numeric else series[0][1]
+        names = [(base_label(section.design, axis) + " (base)") if same(x, ref) else short(x) for x in ticks]
+        if log:
+            ax.set_xscale("log")
+        ax.set_xticks(ticks if numeric else range(len(ticks)), names, rotation=20, fontsize=8)
+        ax.minorticks_off()
         ax.set_title(axis, fontsize=9)
         ax.set_ylabel(section.headline)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    fig.suptitle(f"{section.headline} against each axis , mean ± 95% CI; "
+    fig.suptitle(f"{section.headline} against each axis, mean ± 95% CI over units; "
                  "lines: the other grid-cell settings", fontsize=10)
     fig.tight_layout()
     return png(fig)
 
 
 def time_quality_figure(section: Section) -> bytes | None:
+    """Each cell at its attributed time and headline; ORACLE cells hollow and grey (the legend says so),
+    numbers placed around the point so that neighbours' labels do not print over each other."""
     pts = [(c, estimate(section.method, c.records, "time_s"), estimate(section.method, c.records, section.headline))
            for c in section.cells]
     pts = [(c, t, q) for c, t, q in pts if t is not None and q is not None]
@@ -271,15 +305,23 @@ def time_quality_figure(section: Section) -> bytes | None:
         return None
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 5))
-    for c, t, q in pts:
+    offsets = [(5, 5), (5, -11), (-18, 5), (-18, -11)]
+    shown = set()
+    for i, (c, t, q) in enumerate(sorted(pts, key=lambda p: (p[1].mean, p[2].mean))):
+        kind = ORACLE if c.oracle else ("FLOOR" if "FLOOR" in c.tags else "usable")
         ax.errorbar([t.mean], [q.mean], xerr=yerr([t]), yerr=yerr([q]), marker="o", capsize=3,
-                    mfc="none" if c.oracle else None, color="tab:gray" if c.oracle else "tab:blue")
-        ax.annotate(f"#{c.number}" + (f" {ORACLE}" if c.oracle else ""), (t.mean, q.mean), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
+                    mfc="none" if kind != "usable" else None,
+                    color={"usable": "tab:blue", ORACLE: "tab:gray", "FLOOR": "tab:red"}[kind],
+                    label=None if kind in shown else {"usable": "cell", ORACLE: f"{ORACLE} cell (needs x0)",
+                                                       "FLOOR": "FLOOR cell"}[kind])
+        shown.add(kind)
+        ax.annotate(f"#{c.number}", (t.mean, q.mean), fontsize=7, xytext=offsets[i % len(offsets)],
+                    textcoords="offset points")
     ax.set_xlabel("time per trial, s (attributed: cache hits charged their artefact's cost)")
     ax.set_ylabel(section.headline)
     ax.set_title("Time against quality per grid cell (numbers: the cells table)", fontsize=10)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     return png(fig)
 
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 
 from .analysis import Section, Tab
-from .pairing import flatten
 from .stats import Estimate
 
 
@@ -135,8 +132,9 @@ def _json_safe(rows: list[list]) -> list[list]:
     return [[None if isinstance(v, float) and not math.isfinite(v) else v for v in row] for row in rows]
 
 
-def report_markdown(sections: list[Section], meta: dict) -> str:
-    out = [f"# {meta['title']}", "", _meta_line(meta), ""]
+def report_markdown(sections: list[Section], meta: dict, head: str = "") -> str:
+    """The report as Markdown; `head`: what comes before the tables (the summary)."""
+    out = [f"# {meta['title']}", "", _meta_line(meta), "", head]
     for s in sections:
         out += [f"## {s.method} · ranked by {s.headline}", ""]
         out += [markdown_table(t) for t in s.tables]
@@ -146,24 +144,3 @@ def report_markdown(sections: list[Section], meta: dict) -> str:
 def _meta_line(meta: dict) -> str:
     return (f"{meta['records']} records ({meta['status']}) · profile {meta['profile']} · "
             f"from `{meta['results']}` · code {meta.get('code', '?')} · generated {meta['generated']}")
-
-
-def results_csv(records: list[dict]) -> str:
-    """One row per (trial, test image): key, status, seed, the flattened config, then every metric."""
-    rows, metric_names, config_names = [], {}, {}
-    for r in records:
-        cfg = {f"config.{k}": json.dumps(v) if isinstance(v, list) else v
-               for k, v in flatten(r.get("config") or {}).items()}
-        config_names.update(dict.fromkeys(cfg))
-        per = r.get("per_image") or {None: {}}
-        for image, m in per.items():
-            values = (r.get("metrics") or {}) | m  # per-image values win over the trial's means
-            metric_names.update(dict.fromkeys(values))
-            rows.append({"trial_key": r["trial_key"], "status": r.get("status"), "seed": r.get("seed"),
-                         "image": image, "cell_key": r.get("cell_key"), "error": r.get("error")} | cfg | values)
-    head = ["trial_key", "status", "seed", "image", "cell_key", "error", *config_names, *metric_names]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=head, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()

@@ -1,0 +1,84 @@
+"""The answer first: a short summary that heads the HTML and Markdown reports and closes the terminal's.
+
+Three parts, each a few lines:
+- each claim's verdict in one line (Δ with its interval, n units);
+- per task, the best configuration a user can reach (no ORACLE, no FLOOR) against the classical references
+  scored on the same observations;
+- what the sweep cost: trials and their statuses, attributed compute, wall time.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .render import fmt
+from .tabs import Tab
+
+
+def _rows(tab: Tab | None) -> list[dict]:
+    return [dict(zip(tab.columns, r)) for r in tab.rows] if tab else []
+
+
+def summary_lines(sections) -> dict[str, list[str]]:
+    """{'claims': [...], 'best': [...], 'cost': [...]} as plain sentences."""
+    out: dict[str, list[str]] = {"claims": [], "best": [], "cost": []}
+    for s in sections:
+        tabs = {t.name: t for t in s.tables}
+        for c in _rows(tabs.get("claims")):
+            decided = f", decided at {c['decided at']}" if "decided at" in c and not str(c["decided at"]).startswith(
+                "undecided") else ""
+            out["claims"].append(f"{c['claim']}: {c['verdict']} (Δ {fmt(c['Δ = A − B'], 'Δ')}, n = {c['n']} "
+                                 f"{_unit(c.get('unit'))}{decided})")
+        refs = {r["task"]: r for r in _rows(tabs.get("references"))}
+        for b in _rows(tabs.get("best")):
+            if b["rank"] != 1:
+                continue
+            ref = refs.get(b["task"]) or {}
+            beside = "; ".join(f"{name} {fmt(ref[col], 'psnr')}" for name, col in
+                               (("CBM3D", "CBM3D psnr"), ("NL-means", "NL-means psnr"), ("TV", "TV psnr"),
+                                ("observation", "observation psnr"))
+                               if ref.get(col) is not None)
+            out["best"].append(f"{b['task']}: #{b['#']} {b['grid cell']}, {s.headline} {fmt(b[s.headline], s.headline)}"
+                               + (f" (beside {beside})" if beside else ""))
+        out["cost"].append(_cost(s))
+    return out
+
+
+def _unit(kind) -> str:
+    return {"(seed, image)": "(seed, image) units", "training seed": "training seeds"}.get(kind, "units")
+
+
+def _cost(s) -> str:
+    recs = s.records
+    statuses: dict[str, int] = {}
+    for r in recs:
+        statuses[r.get("status", "?")] = statuses.get(r.get("status", "?"), 0) + 1
+    total = lambda k: math.fsum(v for r in recs for v in [(r.get("metrics") or {}).get(k)]  # noqa: E731
+                                if isinstance(v, (int, float)) and math.isfinite(v))
+    return (f"{len(recs)} trials ({', '.join(f'{n} {k}' for k, n in sorted(statuses.items()))}) in "
+            f"{len(s.cells)} grid cells; {total('time_s') / 3600:.2f} h of attributed compute, "
+            f"{total('wall_s') / 3600:.2f} h of trial wall time")
+
+
+TITLES = {"claims": "Claims", "best": "Best usable configuration per task", "cost": "Cost"}
+
+
+def summary_markdown(sections) -> str:
+    parts = ["## Summary", ""]
+    for key, lines in summary_lines(sections).items():
+        if lines:
+            parts += [f"**{TITLES[key]}**", ""] + [f"- {line}" for line in lines] + [""]
+    return "\n".join(parts)
+
+
+def summary_rich(sections):
+    from rich.panel import Panel
+    from rich.text import Text
+
+    text = Text()
+    for key, lines in summary_lines(sections).items():
+        if lines:
+            text.append(f"{TITLES[key]}\n", style="bold")
+            for line in lines:
+                text.append(f"  • {line}\n")
+    return Panel(text, title="Summary", expand=False)
