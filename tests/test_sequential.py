@@ -62,6 +62,27 @@ def test_null_sequences_looked_at_every_unit_keep_the_family_error_below_alpha()
     assert once <= mc_ceiling(ALPHA, n_fam)
 
 
+def test_the_anytime_p_value_is_below_a_level_exactly_when_that_levels_sequence_excluded_zero():
+    """p̄_n = exp(−max_{m≤n} log BF_m(0)): on null and shifted sequences it is ≤ a exactly when some CS_m at level
+    1 − a excluded 0, and on null ones it falls below a in ≤ a of sequences (anytime-valid)."""
+    from orchestrator.report.sequential import log_bf_at
+
+    rng = np.random.default_rng(3)
+    n_seq, a = 3000, ALPHA / K
+    d = rng.normal(0, 1, (n_seq, MAX_UNITS)) + np.where(np.arange(n_seq) % 3 == 0, 1.2, 0.0)[:, None]
+    mean, sd, n = running(d)
+    low, high = cs_bounds(mean, sd, np.broadcast_to(n, mean.shape), a)
+    looked = n >= MIN_UNITS
+    excluded = (((low > 0) | (high < 0)) & looked).any(-1)
+    lbf = np.array([[log_bf_at(mean[i, j], sd[i, j], int(n[j]), 0.0) if n[j] >= MIN_UNITS else -np.inf
+                     for j in range(MAX_UNITS)] for i in range(n_seq)])
+    p = np.minimum(1, np.exp(-lbf.max(-1)))
+    assert np.array_equal(p <= a, excluded)
+    null = np.arange(n_seq) % 3 != 0
+    assert (p[null] <= a).mean() <= mc_ceiling(a, int(null.sum()))
+    assert (p[~null] <= a).mean() > 0.5  # 1.2 σ over 20 units: found by most sequences
+
+
 def test_an_effect_at_the_margin_is_rarely_called_equivalent_however_often_it_is_read():
     rng = np.random.default_rng(1)
     n_fam, margin = 4000, 0.5
@@ -110,6 +131,13 @@ def test_the_tracker_decides_what_the_sequences_decide_one_record_at_a_time():
             hit = ((low > 0) | (high < 0) | inside) & (n >= MIN_UNITS)
             first = int(np.argmax(hit)) + 1 if hit.any() else None
             assert (state.decision["n"] if state.decided else None) == first
+            ps = state.decision if state.decided else state.p_values()  # the anytime p-values say the same
+            if state.decided and ps["verdict"].startswith("equivalent"):
+                assert ps["p_equiv_adj"] <= ALPHA
+            elif state.decided:
+                assert ps["p_adj"] <= ALPHA
+            else:
+                assert ps["p_adj"] > ALPHA and ps.get("p_equiv_adj", 1.0) > ALPHA
             assert state.d.n == seeds
         false += any(v in ("supported", "contradicted") for _, v in decided_at.values())
     assert false / n_fam <= mc_ceiling(ALPHA, n_fam)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ..common.design import Design
 from .claims import ClaimRow, family
-from .sequential import RunningMean
+from .sequential import RunningMean, log_bf_at
 from .stats import ALPHA, MIN_UNITS
 from .units import pair_units
 
@@ -43,6 +43,12 @@ class RowState:
     problems: dict = field(default_factory=lambda: {"a": {"diverged": 0, "failed": 0},
                                                     "b": {"diverged": 0, "failed": 0}})
     decision: dict | None = None
+    # the most evidence any look (from MIN_UNITS units on) gave against Δ = 0, and against Δ = ∓margin
+    # from inside the margin: the anytime-valid p-values are exp(−these)
+    lbf_zero: float = -math.inf
+    lbf_below: float = -math.inf  # against Δ = −margin, at looks whose mean lies above −margin
+    lbf_above: float = -math.inf  # against Δ = +margin, at looks whose mean lies below +margin
+    family_size: int = 1
 
     @property
     def decided(self) -> bool:
@@ -54,6 +60,17 @@ class RowState:
         if not self.row.pairs:
             return "no pairs: no cell of arm A (where it applies) has a counterpart with B's values"
         return "undecided" if self.d.n >= MIN_UNITS else f"undecided ({self.d.n} units; 3 needed)"
+
+    def p_values(self) -> dict:
+        """Anytime-valid p-values: raw, and ×K (Bonferroni over the family, the α split the verdicts use);
+        p (×K) ≤ α exactly when the claim is (or would be) decided supported or contradicted, and the
+        equivalence p (×K) ≤ α exactly when its sequence lies inside ±margin."""
+        p = min(1.0, math.exp(-self.lbf_zero))
+        out = {"p": p, "p_adj": min(1.0, self.family_size * p)}
+        if math.isfinite(self.row.margin):
+            pe = max(min(1.0, math.exp(-self.lbf_below)), min(1.0, math.exp(-self.lbf_above)))
+            out |= {"p_equiv": pe, "p_equiv_adj": min(1.0, self.family_size * pe)}
+        return out
 
     def complete(self, seed, method: str) -> list[float]:
         """Form the units of a complete seed; returns their Δ in unit order."""
@@ -75,9 +92,16 @@ class RowState:
         """After each unit: narrow the running interval and decide when it allows."""
         low, high = self.d.bounds(self.level)
         self.low, self.high = max(self.low, low), min(self.high, high)
+        m, claim = self.row.margin, self.row.claim
+        d = self.d
+        if d.n >= MIN_UNITS:
+            self.lbf_zero = max(self.lbf_zero, log_bf_at(d.mean, d.std, d.n, 0.0))
+            if math.isfinite(m) and d.mean > -m:
+                self.lbf_below = max(self.lbf_below, log_bf_at(d.mean, d.std, d.n, -m))
+            if math.isfinite(m) and d.mean < m:
+                self.lbf_above = max(self.lbf_above, log_bf_at(d.mean, d.std, d.n, m))
         if self.decided or self.d.n < MIN_UNITS or self.low > self.high:
             return
-        m, claim = self.row.margin, self.row.claim
         verdict = None
         if math.isfinite(m) and -m < self.low and self.high < m:
             verdict = f"equivalent within {claim.margin_text()}"
@@ -85,7 +109,7 @@ class RowState:
             verdict = "supported" if (1 if self.low > 0 else -1) == claim.sign else "contradicted"
         if verdict:
             self.decision = {"verdict": verdict, "n": self.d.n, "trials": self.trials, "mean": self.d.mean,
-                             "low": self.low, "high": self.high}
+                             "low": self.low, "high": self.high, **self.p_values()}
 
 
 class ClaimTracker:
@@ -98,6 +122,8 @@ class ClaimTracker:
         level = alpha / max(len(tested), 1)  # Bonferroni over the rows that can err
         self.states = [RowState(r, level, frozenset(c for cp in r.pairs for c in (cp.a.cell_key, cp.b.cell_key)))
                        for r in rows]
+        for st in self.states:
+            st.family_size = max(len(tested), 1)
         self.by_cell: dict[str, list[RowState]] = {}
         for st in self.states:
             for ck in st.cells:

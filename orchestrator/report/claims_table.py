@@ -9,7 +9,8 @@ from .tabs import Tab, fired_pair, metric_title, short, tag_text
 from .claim_state import ClaimTracker, RowState
 from .claims import ClaimRow, evaluate_fixed, family
 from .pairing import Index
-from .stats import ALPHA, Estimate
+from .sequential import first_interval_n
+from .stats import ALPHA, MIN_UNITS, Estimate
 
 
 def claim_rows(design: Design, index: Index, headline: str, history: list[dict]) -> list:
@@ -44,7 +45,7 @@ def _label(row: ClaimRow) -> str:
 FIXED_COLS = ["claim", "task", "metric", "unit", "A", "B", "trial pairs", "n", "mean A", "mean B", "Δ = A − B", "p",
               "p (Holm)", "margin", "TOST p (Holm)", "expected", "verdict", "diverged/failed", "ES fired (A vs B)"]
 SEQ_COLS = ["claim", "task", "metric", "unit", "A", "B", "trials", "n", "mean A", "mean B", "Δ = A − B",
-            "decided at", "margin", "expected", "verdict", "diverged/failed"]
+            "p (anytime)", "p (×K)", "margin", "equiv. p (×K)", "decided at", "expected", "verdict", "diverged/failed"]
 
 
 def claims_table(rows: list, design: Design) -> Tab:
@@ -75,8 +76,10 @@ def _expected(row: ClaimRow) -> str:
 
 def _sequential_table(states: list[RowState]) -> Tab:
     tab = Tab("claims", "Claims, decided sequentially as units arrived (anytime-valid confidence sequences, one "
-                        "family)", SEQ_COLS, terminal=("claim", "trials", "n", "Δ = A − B", "decided at", "verdict"))
+                        "family)", SEQ_COLS, terminal=("claim", "trials", "n", "Δ = A − B", "p (anytime)", "p (×K)",
+                                          "equiv. p (×K)", "decided at", "verdict"))
     k = max(sum(1 for s in states if s.row.pairs), 1)
+    first = first_interval_n(ALPHA / k)
     for st in states:
         row, dec = st.row, st.decision
         n, mean, low, high = (dec["n"], dec["mean"], dec["low"], dec["high"]) if dec else \
@@ -87,15 +90,22 @@ def _sequential_table(states: list[RowState]) -> Tab:
             est = Estimate(mean, low if bounded else None, high if bounded else None, n)
         diff = _percent(est) if row.claim.relative else est
         decided = f"{dec['n']} units, {dec['trials']} trials" if dec else f"undecided ({st.d.n} units)"
+        ps = (dec if dec and "p" in dec else st.p_values()) if row.pairs and n >= MIN_UNITS else {}
         tab.rows.append([_label(row), row.task, metric_title(row.metric), row.kind, _arm(row.claim.a),
                          _arm(row.claim.b), st.trials, st.d.n, st.a.mean if st.a.n else None,
-                         st.b.mean if st.b.n else None, diff, decided, row.claim.margin_text(), _expected(row),
+                         st.b.mean if st.b.n else None, diff, ps.get("p"), ps.get("p_adj"), row.claim.margin_text(),
+                         ps.get("p_equiv_adj"), decided, _expected(row),
                          st.verdict() + (" (sequential)" if dec else ""), _problems(st)])
     tab.note = (f"Each claim's interval is a confidence sequence at level 1 − {ALPHA:g}/{k} (α split over the family's "
                 f"{k} claims), valid at every number of units at once, so reading it after every unit is allowed; "
                 "a claim is decided when it excludes 0 (supported / contradicted) or lies inside ±margin "
-                "(equivalent), from 3 units on, and keeps that verdict. Δ, n: at the decision (or now, when "
-                "undecided); trials: the records of the claim's cells.")
+                f"(equivalent), from {MIN_UNITS} units on, and keeps that verdict; at this level no n below {first} "
+                "can carry enough evidence for an interval at all. p (anytime): the anytime-valid p-value of Δ = 0 "
+                "(the smallest level whose sequence ever excluded 0), valid however often it was read; p (×K): "
+                f"times the family's {k} claims (Bonferroni, the split the verdicts use), so p (×K) ≤ {ALPHA:g} "
+                "exactly when the claim is supported or contradicted; equiv. p (×K): the same for Δ outside "
+                "±margin. Δ, n, p: at the decision (or now, when undecided); trials: the records of the claim's "
+                "cells.")
     return tab
 
 

@@ -9,7 +9,7 @@ from .analysis import Section, Tab
 from .stats import Estimate
 
 
-P_COLUMNS = ("p", "p (Holm)", "q (BH)", "TOST p (Holm)")
+P_COLUMNS = ("p", "p (Holm)", "q (BH)", "TOST p (Holm)", "p (anytime)", "p (×K)", "equiv. p (×K)")
 
 
 def _digits(column: str) -> int:

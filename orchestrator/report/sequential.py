@@ -55,6 +55,19 @@ def log_bf_max(n, g=MIXTURE_G, w=MIXTURE_W):
                                          for gj, wj in zip(g, w)]), axis=0)
 
 
+def log_bf_at(mean: float, std: float, n: int, mu0: float) -> float:
+    """log BF_n(μ0) from a running mean and standard deviation: the evidence n units carry against μ = μ0.
+
+    The anytime-valid p-value of μ = μ0 is exp(−max over looks of this): by Ville's inequality,
+    P(∃n: BF_n(μ0) ≥ 1/a) ≤ a, and the CS at level 1 − a excludes μ0 exactly when BF_n(μ0) ≥ 1/a."""
+    if n < 2 or not math.isfinite(mean):
+        return 0.0
+    gap = mean - mu0
+    if not std > 0:  # every unit the same value: no evidence when it is μ0, the most n units can carry if not
+        return 0.0 if gap == 0 else float(log_bf_max(n))
+    return float(log_bf(gap * gap * n / (std * std), n))
+
+
 def t_star(n, a, iters: int = 80):
     """The CS's t multiplier at n units and level 1 − a (vectorised over n; inf where no t can reach 1/a)."""
     n = np.atleast_1d(np.asarray(n, float))
@@ -66,6 +79,14 @@ def t_star(n, a, iters: int = 80):
         hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
     out = np.sqrt(np.exp(hi))
     return np.where((n >= 2) & (log_bf_max(np.maximum(n, 2)) > target), out, np.inf)
+
+
+def first_interval_n(a: float, limit: int = 10_000) -> int:
+    """The fewest units whose sequence at level 1 − a can be finite (below it no data can exclude anything)."""
+    n = 2
+    while n < limit and not log_bf_max(n) > math.log(1 / a):
+        n += 1
+    return n
 
 
 _TABLES: dict[float, np.ndarray] = {}

@@ -27,8 +27,10 @@ def summary_lines(sections) -> dict[str, list[str]]:
         for c in _rows(tabs.get("claims")):
             decided = f", decided at {c['decided at']}" if "decided at" in c and not str(c["decided at"]).startswith(
                 "undecided") else ""
+            adj = next(((col, c[col]) for col in ("p (Holm)", "p (×K)") if c.get(col) is not None), None)
+            padj = f", {adj[0]} {fmt(adj[1], adj[0])}" if adj else ""
             out["claims"].append(f"{c['claim']}: {c['verdict']} (Δ {fmt(c['Δ = A − B'], 'Δ')}, n = {c['n']} "
-                                 f"{_unit(c.get('unit'))}{decided})")
+                                 f"{_unit(c.get('unit'))}{padj}{decided})")
         refs = {r["task"]: r for r in _rows(tabs.get("references"))}
         for b in _rows(tabs.get("best")):
             if b["rank"] != 1:
