@@ -204,4 +204,5 @@ def test_a_cache_leftover_served_by_the_hub_is_made_again(kind, ray_session, tmp
     assert entry.hit is False and path.stat().st_size > 0
     assert cache.get_or_make("ddpm", "cd" * 10, lambda: {"w": torch.zeros(2)}).value["w"].tolist() == [1.0, 1.0]
     assert ray.get(hub.stats.remote())["cache_invalidated"] == 1
+    assert len(cache.warnings) == 1 and f"ddpm/{'cd' * 10} refused" in cache.warnings[0]  # for the record
     ray.kill(hub)

@@ -236,6 +236,7 @@ class HubCache:
     def __init__(self, hub, enabled: bool = True):
         self.hub, self.enabled = hub, enabled
         self.bytes_in = self.bytes_out = 0
+        self.warnings: list[str] = []  # entries refused and made again: they go into the trial's record
 
     def get_or_make(self, kind: str, key: str, make, meta: dict | None = None):
         import ray
@@ -251,8 +252,9 @@ class HubCache:
                 try:
                     return loads(got["data"])
                 except Exception as exc:  # noqa: BLE001 - empty, truncated, garbage or unsafe: made anew
-                    log.warning("cache entry %s/%s refused (%s); it is removed and made again", kind, key,
-                                reason(exc))
+                    why = f"cache entry {kind}/{key} refused ({reason(exc)}); it is removed and made again"
+                    log.warning(why)
+                    self.warnings.append(why)
                     ray.get(self.hub.invalidate.remote(kind, key, reason(exc)))
                     continue
             token = got["lease"]

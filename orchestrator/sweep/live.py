@@ -94,6 +94,10 @@ class SweepProgress(Callback):
                 self.best = (value, record["trial_key"] + self._fired(record))
         if written:
             self._line(record, value)
+            for warning in record.get("warnings") or []:  # what went wrong beside the result (a cache entry
+                if self.console is not None:              # made again, a W&B failure): said where the user looks
+                    self.console.print(f"  warning ({record['trial_key']}): {str(warning)[:300]}", markup=False,
+                                       highlight=False, soft_wrap=True)
 
     def _append(self, record: dict, tries: int = 3) -> bool | None:
         """Append the record, trying again after a moment (an I/O hiccup); None when the disk keeps refusing

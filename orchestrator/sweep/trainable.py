@@ -135,7 +135,7 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
         files = trial_files(record, result)
         shipped = sum(len(v) for k, v in files.items() if k != "result.json") + sum(map(len, wandb_files.values()))
         # What crossed the network for this trial (the record itself, a few kB, travels in its report).
-        record |= {"wandb_folder": folder, "warnings": logger.warnings,
+        record |= {"wandb_folder": folder, "warnings": cache.warnings + logger.warnings,
                    "transfer": {"image_bytes_in": image_bytes, "cache_bytes_in": cache.bytes_in,
                                 "cache_bytes_out": cache.bytes_out, "file_bytes_out": shipped,
                                 "files_out": len(files) + len(wandb_files),
