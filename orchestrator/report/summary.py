@@ -25,12 +25,16 @@ def summary_lines(sections) -> dict[str, list[str]]:
     for s in sections:
         tabs = {t.name: t for t in s.tables}
         for c in _rows(tabs.get("claims")):
-            decided = f", decided at {c['decided at']}" if "decided at" in c and not str(c["decided at"]).startswith(
-                "undecided") else ""
-            adj = next(((col, c[col]) for col in ("p (Holm)", "p (×K)") if c.get(col) is not None), None)
+            decided = "decided at" in c and not str(c["decided at"]).startswith("undecided")
+            # the p that carries the verdict: the equivalence test's for "equivalent", else the test of Δ = 0
+            cols = ("TOST p (Holm)", "equiv. p (×K)") if str(c["verdict"]).startswith("equivalent") else \
+                ("p (Holm)", "p (×K)")
+            adj = next(((col, c[col]) for col in cols if c.get(col) is not None), None)
             padj = f", {adj[0]} {fmt(adj[1], adj[0])}" if adj else ""
-            out["claims"].append(f"{c['claim']}: {c['verdict']} (Δ {fmt(c['Δ = A − B'], 'Δ')}, n = {c['n']} "
-                                 f"{_unit(c.get('unit'))}{padj}{decided})")
+            n = f"n = {c['n']} {_unit(c.get('unit'))}"
+            if decided:  # Δ and p are read at the decision; later units do not change it
+                n = f"decided at {c['decided at']} ({c['n']} units now)"
+            out["claims"].append(f"{c['claim']}: {c['verdict']} (Δ {fmt(c['Δ = A − B'], 'Δ')}, {n}{padj})")
         refs = {r["task"]: r for r in _rows(tabs.get("references"))}
         for b in _rows(tabs.get("best")):
             if b["rank"] != 1:

@@ -173,5 +173,8 @@ class AdaptiveSearcher(PlanSearcher):
 
     def status(self) -> str:
         decided = sum(st.decided for st in self.claims())
-        reason = f"; stopped proposing: {self.reason}" if self.reason else ""
+        why = self.reason
+        if why == NO_GAIN and not self.tracker.undecided():  # the last ones were decided by trials running then
+            why = ALL_DECIDED
+        reason = f"; stopped proposing: {why}" if why else ""
         return f"{decided}/{len(self.claims())} claims decided · {self.spent()} trials{reason}"
