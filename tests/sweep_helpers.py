@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -108,6 +109,25 @@ def check_report_and_summary_run(run_dir: Path, sweep: str) -> None:
         assert logged[f"{key}/nrows"] == len(tab.rows), key
         body = json.loads((runs[0] / "files" / logged[f"{key}/path"]).read_text())
         assert body["columns"] == flat_columns(tab) and len(body["data"]) == len(tab.rows)
+
+
+class Blackhole:
+    """A proxy that accepts connections and never answers: the worst a dead network does."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
 
 
 def free_port() -> int:

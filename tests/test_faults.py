@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 from PIL import Image
 
 from orchestrator.cli import main as orch_main
-from sweep_helpers import kill_session, read_lines, sweep_cli, write_sweep
+from sweep_helpers import Blackhole, kill_session, read_lines, sweep_cli, write_sweep
 
 ROOT = os.geteuid() == 0
 
@@ -103,25 +101,6 @@ def _fill(path: Path, room: int) -> None:
 
 
 # ---------------------------------------------------------------- online W&B with no network
-
-class Blackhole:
-    """A proxy that accepts connections and never answers: the worst a dead network does."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                self.conns.append(self.sock.accept()[0])
-            except OSError:
-                return
-
 
 @pytest.mark.slow
 def test_online_wandb_without_a_network_costs_a_bounded_wait_and_names_the_runs(ray_session, tmp_path, capsys,

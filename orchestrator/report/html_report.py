@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
+import logging
 import re
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from . import plots
 from .analysis import ORACLE, Section, Tab, cell_label, ok
 from .pairing import flatten
 from .render import fmt
+
+log = logging.getLogger(__name__)
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1400px;color:#222}
@@ -194,6 +197,8 @@ def image_grid_html(section: Section, run_dir: Path) -> str:
             caption = f"{value:.2f} dB" if isinstance(value, (int, float)) else ""
             if path is None:
                 img = "(refused: not an image name)"
+                log.warning("%s: trial %s names image %r, which is no image name (it would leave the trial's "
+                            "folder); not embedded", run_dir, rec["trial_key"], image[:80])
             else:
                 img = f'<img alt="{kind}" src="{data_uri(path.read_bytes())}">' if path.is_file() else "(missing)"
             tds.append(f"<td>{img}{caption}</td>")
