@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -48,6 +49,7 @@ _REFERENCE_ROWS = (
     ("observation (clipped)", "psnr_observation", "ssim_observation", None),
     ("TV (scikit-image)", "psnr_tv", "ssim_tv", None),
     ("NL-means (scikit-image)", "psnr_nlm", "ssim_nlm", None),
+    ("CBM3D (bm3d, known σ)", "psnr_cbm3d", "ssim_cbm3d", None),  # only when the optional package is installed
 )
 _STAGED_ROWS = (
     ("DIP at end", "psnr", "ssim", "iters"),
@@ -86,7 +88,8 @@ def summary_table(record: dict) -> Table:
             pm = record["per_image"][name]
             cells += [_fmt(pm.get(pk)), _fmt(pm.get(sk), ".3f"), _fmt(pm.get(ik)) if ik else ""]
         table.add_row(label, *cells)
-    table.caption = _caption(record)
+    cbm3d = (record.get("references") or {}).get("cbm3d")
+    table.caption = _caption(record) + (f" · CBM3D {escape(cbm3d)}" if cbm3d and cbm3d.startswith("not installed") else "")
     return table
 
 

@@ -156,3 +156,31 @@ def test_cbm3d_is_a_reference_row_or_said_to_be_missing(run):
     status = cbm3d_status()
     assert status.startswith("bm3d ") or status.startswith("not installed")
     assert "CBM3D:" in refs.note
+
+
+def test_the_single_trial_table_has_a_cbm3d_row_when_installed_and_says_so_when_not(run):
+    import json
+
+    from rich.console import Console
+
+    from dipddpm.progress import summary_table
+
+    record = json.loads((run / "results.jsonl").read_text().splitlines()[0])
+
+    def shown(rec) -> str:
+        console = Console(width=400, record=True, file=open("/dev/null", "w"))
+        console.print(summary_table(rec))
+        return console.export_text()
+
+    with_it = json.loads(json.dumps(record))
+    with_it["references"] = {"cbm3d": "bm3d 4.0.3"}
+    for values in with_it["per_image"].values():
+        values |= {"psnr_cbm3d": 28.5, "ssim_cbm3d": 0.91}
+    row = next(x for x in shown(with_it).splitlines() if "CBM3D" in x)
+    assert "28.50" in row and "0.910" in row
+    without = json.loads(json.dumps(record))
+    without["references"] = {"cbm3d": "not installed (pip install -e '.[bm3d]')"}
+    for values in without["per_image"].values():
+        values.pop("psnr_cbm3d", None), values.pop("ssim_cbm3d", None)
+    text = " ".join(shown(without).split())  # the caption wraps
+    assert "CBM3D not installed (pip install -e '.[bm3d]')" in text and "CBM3D (bm3d" not in text
