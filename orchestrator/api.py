@@ -87,13 +87,13 @@ def load_results(run_dir: str | Path):
 
     from .common import design as design_mod
     from .report.build import load_records
-    from .report.tidy import _columns, result_rows
+    from .report.tidy import result_columns, result_rows
 
     run_dir = Path(run_dir)
     records = load_records(run_dir)
     design = design_mod.load(run_dir) or design_mod.from_records(records)
     rows = result_rows(records, design)
-    return pd.DataFrame(rows, columns=_columns(rows))
+    return pd.DataFrame(rows, columns=result_columns(rows))
 
 
 def open_run(run_dir: str | Path, metric: str | None = None) -> Results:

@@ -120,10 +120,8 @@ class ClaimTracker:
         rows = family(design, design.claims, headline)
         tested = [r for r in rows if r.pairs]
         level = alpha / max(len(tested), 1)  # Bonferroni over the rows that can err
-        self.states = [RowState(r, level, frozenset(c for cp in r.pairs for c in (cp.a.cell_key, cp.b.cell_key)))
-                       for r in rows]
-        for st in self.states:
-            st.family_size = max(len(tested), 1)
+        self.states = [RowState(r, level, frozenset(c for cp in r.pairs for c in (cp.a.cell_key, cp.b.cell_key)),
+                                family_size=max(len(tested), 1)) for r in rows]
         self.by_cell: dict[str, list[RowState]] = {}
         for st in self.states:
             for ck in st.cells:

@@ -90,7 +90,7 @@ def _sequential_table(states: list[RowState]) -> Tab:
             est = Estimate(mean, low if bounded else None, high if bounded else None, n)
         diff = _percent(est) if row.claim.relative else est
         decided = f"{dec['n']} units, {dec['trials']} trials" if dec else f"undecided ({st.d.n} units)"
-        ps = (dec if dec and "p" in dec else st.p_values()) if row.pairs and n >= MIN_UNITS else {}
+        ps = (dec or st.p_values()) if row.pairs and n >= MIN_UNITS else {}  # at the decision, else now
         tab.rows.append([_label(row), row.task, metric_title(row.metric), row.kind, _arm(row.claim.a),
                          _arm(row.claim.b), st.trials, st.d.n, st.a.mean if st.a.n else None,
                          st.b.mean if st.b.n else None, diff, ps.get("p"), ps.get("p_adj"), row.claim.margin_text(),

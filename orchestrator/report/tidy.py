@@ -60,7 +60,8 @@ def result_rows(records: list[dict], design: Design | None) -> list[dict]:
     return rows
 
 
-def _columns(rows: list[dict]) -> list[str]:
+def result_columns(rows: list[dict]) -> list[str]:
+    """The results table's columns in their order: ids, cell axes, image metrics, trial figures, config."""
     seen = dict.fromkeys(IDS)
     for row in rows:
         seen.update(dict.fromkeys(k for k in row if k.startswith("cell.")))
@@ -74,7 +75,7 @@ def _columns(rows: list[dict]) -> list[str]:
 
 def to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns or _columns(rows), extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns or result_columns(rows), extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()

@@ -44,9 +44,12 @@ class PlanSearcher(Searcher):
     sees each trial's grid axes as hyperparameters of its own (a grid_search over the trials would show
     one: the whole trial)."""
 
+    adaptive = False  # proposes only the trials it was given; decides nothing while they run
+
     def __init__(self, trials: list[Trial], payload):
         super().__init__()
         self.payload = payload
+        self.trials_given = list(trials)
         self.queue: deque[Trial] = deque(trials)
         self.proposed: set[str] = set()
         self.live: dict[str, Trial] = {}
@@ -77,8 +80,14 @@ class PlanSearcher(Searcher):
     def pending(self) -> int:
         return len(self.queue)
 
+    def all_trials(self) -> list[Trial]:
+        """Every trial it may propose (their images are shipped before the first runs)."""
+        return self.trials_given
+
 
 class AdaptiveSearcher(PlanSearcher):
+    adaptive = True  # any (cell, seed) of the plan, while claims are undecided
+
     def __init__(self, plan: Plan, history: list[dict], done: set[str], headline: str, payload, order,
                  clock=time.monotonic):
         """`history`: the store's records in arrival order; `done`: trial keys not to run again;

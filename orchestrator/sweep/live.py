@@ -155,7 +155,7 @@ class SweepProgress(Callback):
         from ..report.tabs import cell_text
 
         n = self.done + self.failed + 1
-        adaptive = hasattr(self.searcher, "tracker")
+        adaptive = self.searcher is not None and self.searcher.adaptive
         total = "" if adaptive else f"/{self.total}"
         shown = f"{self.metric} {value:.2f}{self._fired(record)}" if isinstance(value, (int, float)) and \
             math.isfinite(value) else (record.get("error") or "no value")[:120]
@@ -171,7 +171,7 @@ class SweepProgress(Callback):
         for col in ("done", "running", "pending", "failed", "ETA", f"best {self.metric}"):
             t.add_column(col, justify="right")
         t.add_row(str(self.done), str(len(self.running)), str(self.pending()), str(self.failed), self.eta(), best)
-        if not hasattr(self.searcher, "tracker"):
+        if self.searcher is None or not self.searcher.adaptive:
             return t
         return Group(t, claims_view(self.searcher))
 

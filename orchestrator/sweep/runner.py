@@ -342,9 +342,8 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, 
            "run_uid": store.run_uid(), "code": code_fingerprint(), "wandb_mode": worker_mode(wandb_mode())}
     hub = start_hub(run_dir, str(Path(opts.cache_dir or default_root()).resolve()))
     # Each file image once in the object store; a trial fetches only its own (bundled ones travel by name).
-    shipped = searcher.all_trials() if hasattr(searcher, "all_trials") else todo  # any trial it may propose
-    payloads = {img.sha256: ray.put(img.payload) for img in {i.sha256: i for t in shipped for i in t.images.all()
-                                                             if not i.bundled}.values()}
+    files = {i.sha256: i for t in searcher.all_trials() for i in t.images.all() if not i.bundled}
+    payloads = {sha: ray.put(img.payload) for sha, img in files.items()}
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx, payloads=payloads, hub=hub),
                                     {"cpu": res.cpu, "gpu": res.gpu})
     concurrency = opts.max_concurrent or max(1, int(_cluster_cpus() // res.cpu))
@@ -375,8 +374,7 @@ def _fit(spec, opts, profile, todo: list[Trial], store, run_dir: Path, console, 
     if _OurWords.interrupted:
         console.print(f"interrupted: {len(store.done_keys())} finished trials are safe in {store.path}; run the same "
                       "command again to resume (finished trials are skipped)", soft_wrap=True, markup=False)
-    late = _reconcile(grid, [t for t in (searcher.all_trials() if hasattr(searcher, "all_trials") else todo)
-                             if t.key in searcher.proposed], store, spec, profile)
+    late = _reconcile(grid, [t for t in searcher.all_trials() if t.key in searcher.proposed], store, spec, profile)
     if late or progress.errors:
         console.print(f"{late} records written after the trials ({len(progress.errors)} callback errors: "
                       f"{progress.errors[0] if progress.errors else ''})")
