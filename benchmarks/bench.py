@@ -174,7 +174,7 @@ def _pool_trial(job: tuple) -> float:
 
 
 class BarePool:
-    """The machine's limit (DESIGN §9): the same trials on a bare pool of as many processes as the
+    """The machine's limit (docs/design.md: "Speed"): the same trials on a bare pool of as many processes as the
     sweep runs at once, imports warm, no Ray, no files, no W&B."""
 
     def __init__(self, processes: int):

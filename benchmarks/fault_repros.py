@@ -1,4 +1,4 @@
-"""Each fault of DESIGN §10/§11 as a user meets it: the real CLI in a fresh process, timed to the line it
+"""Each fault of docs/design.md ("Reliability", "The cluster data path") as a user meets it: the real CLI in a fresh process, timed to the line it
 prints and its exit status, then (for sweeps) the same command again, checked for one ok record per trial.
 
     python benchmarks/fault_repros.py [--only zero-byte-cache,two-drivers,...] [--out PATH]

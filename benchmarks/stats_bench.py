@@ -51,7 +51,8 @@ _PLAN = {}
 def _plan():
     if "p" not in _PLAN:
         from dipddpm.yamlio import load_file
-        from orchestrator.sweep.spec import parse_spec, plan
+        from orchestrator.sweep.plan import plan
+        from orchestrator.sweep.spec import parse_spec
 
         _PLAN["p"] = plan(parse_spec(load_file(HERE.parent / "sweeps" / "hybrid.yaml"), "hybrid.yaml"), "cpu")
     return _PLAN["p"]
@@ -163,7 +164,7 @@ def simulate_adaptive(p, rng, slots: int = 2, store=None):
     each finishing in proposal order. Returns the searcher."""
     from ray.tune.search import Searcher
 
-    from orchestrator.sweep.adaptive import AdaptiveSearcher
+    from orchestrator.sweep.searcher import AdaptiveSearcher
 
     searcher = AdaptiveSearcher(p, [], set(), "psnr", lambda t: t, lambda ts: ts)
     truth, live, n = _truth(p), deque(), 0
@@ -197,7 +198,7 @@ def _verdict_ok(verdict: str, d: float, margin) -> bool | None:
 
 def fixed_power(n_units: int, sims: int, rng) -> tuple[np.ndarray, float]:
     """Per-claim power and the family's false-verdict rate of the fixed design at n units per claim."""
-    from orchestrator.report.stats import CONTRADICTED, EQUIVALENT, SUPPORTED, family_verdicts
+    from orchestrator.stats.verdicts import CONTRADICTED, EQUIVALENT, SUPPORTED, family_verdicts
 
     d = np.array([f[0] for f in FAMILY])
     margin = np.array([f[2] if f[2] else np.nan for f in FAMILY])
@@ -214,7 +215,8 @@ def fixed_power(n_units: int, sims: int, rng) -> tuple[np.ndarray, float]:
 def adaptive(sweeps: int = 300, min_seeds: int = 2, max_seeds: int = 20) -> dict:
     from orchestrator.common.store import ResultsStore
     from orchestrator.report.build import build_report
-    from orchestrator.sweep.spec import parse_spec, plan
+    from orchestrator.sweep.plan import plan
+    from orchestrator.sweep.spec import parse_spec
 
     spec = parse_spec(_adaptive_spec(min_seeds, max_seeds), "adaptive_bench")
     p = plan(spec, "cpu")
@@ -262,7 +264,7 @@ def adaptive_both(sweeps: int = 200) -> dict:
 
 def claim_update_cost(p, sizes=(100, 5000)) -> dict:
     """Seconds for the tracker to take one more record after 100 and after 5,000 (its cost must not grow)."""
-    from orchestrator.report.claim_state import ClaimTracker
+    from orchestrator.stats.verdicts import ClaimTracker
 
     rng = np.random.default_rng(3)
     truth, out = _truth(p), {}

@@ -1,4 +1,4 @@
-"""Disk cache for expensive, shared artefacts: trained DDPMs and DIP estimates (DESIGN §4).
+"""Disk cache for expensive, shared artefacts: trained DDPMs and DIP estimates (docs/design.md: "Hybrid DIP → DDPM").
 
 Key: a hash of exactly the config fields that determine the artefact, the seed
 and the code version (a hash of the dipddpm source). Location: an explicit
@@ -20,13 +20,14 @@ import io
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+
+from .atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class ArtefactCache:
                     log.warning("cache entry %s refused (%s); it is removed and made again", path, reason(exc))
                     path.unlink(missing_ok=True)
             entry = make_entry(make)
-            _atomic_write(path, dumps(entry, meta))
+            atomic_write_bytes(path, dumps(entry, meta))
             return entry
 
 
@@ -110,18 +111,3 @@ def reason(exc: BaseException) -> str:
     """An exception in one line, whatever its message (EOFError's is empty)."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Written to a temp file, fsynced, then renamed: a crash leaves the old entry or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

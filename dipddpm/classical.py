@@ -1,4 +1,4 @@
-"""Classical, non-learned reference denoisers (DESIGN §2).
+"""Classical, non-learned reference denoisers (docs/design.md: "The task").
 
 TV and NL-means (scikit-image) see the clipped observation and estimate σ from
 the image itself (no ground truth), so they are a fair floor a learned method

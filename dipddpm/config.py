@@ -4,7 +4,7 @@ The bottom of the science package: it knows the fields, not the methods. `compos
 builds a typed, canonical config from layers; `dipddpm.trial.resolve` adds the
 checks that need a method (validate.py).
 
-Precedence, lowest first (DESIGN §5): documented defaults -> built-in profile
+Precedence, lowest first (docs/design.md: "Sweeps"): documented defaults -> built-in profile
 (cpu | gpu) -> sweep base / --config file -> sweep profile -> grid cell /
 --set -> seed. Either/or groups: a layer that sets one member replaces the whole
 group from lower layers; a layer setting two members is an error.
@@ -23,7 +23,6 @@ from .errors import ConfigError
 from .images import TEST_IMAGES, TRAIN_IMAGES
 from .schema import NON_NEGATIVE, POSITIVE, POSITIVE_INT, UNIT_OPEN, from_dict, section, spec, to_dict
 
-METHODS = ("staged", "hybrid")
 PROFILES = ("cpu", "gpu")
 
 
@@ -156,7 +155,7 @@ class TrialConfig:
     compute: ComputeConfig = section(ComputeConfig)
 
 
-# Either/or groups (DESIGN §5), as (section, members).
+# Either/or groups (docs/design.md: "Sweeps"), as (section, members).
 EITHER_OR = (
     ("degradation", ("noise_std", "t_obs")),
     ("staged", ("levels", "timesteps")),
@@ -270,71 +269,17 @@ def merged_layers(layers: list[tuple[str, dict]], profile: str | None = None) ->
 
 
 def compose(layers: list[tuple[str, dict]], profile: str | None = None) -> "TrialConfig":
-    """Defaults -> profile -> each (name, nested layer) in order: typed, range-checked and canonical.
-    The checks that need a method's knowledge (ladders, start steps) come after: `dipddpm.trial.resolve`."""
-    return canonical(from_dict(TrialConfig, merged_layers(layers, profile)))
+    """Defaults -> profile -> each (name, nested layer) in order: typed and range-checked, with the fields no
+    method uses nulled. The method's own canonical form and checks come after (`dipddpm.trial.resolve`)."""
+    cfg = from_dict(TrialConfig, merged_layers(layers, profile))
+    return cfg if cfg.data.root else dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, glob=None))
 
 
-def canonical(cfg: TrialConfig) -> TrialConfig:
-    """Null the fields that do not apply, so equal trials hash equal (DESIGN §5)."""
-    data = cfg.data if cfg.data.root else dataclasses.replace(cfg.data, glob=None)
-    cfg = dataclasses.replace(cfg, data=data)
-    if cfg.method == "staged":
-        st, es = _canonical_staged(cfg.staged or StagedConfig()), cfg.es or EsConfig()
-        w, p = es.for_stages()  # explicit for the staged variant (equal trials hash equal); none for plain DIP
-        es = dataclasses.replace(es, stage_window=w, stage_patience=p) if st.variant == "staged" else \
-            dataclasses.replace(es, stage_window=None, stage_patience=None)
-        cfg = dataclasses.replace(cfg, staged=st, ddpm=None, hybrid=None, dip=cfg.dip or DipConfig(), es=es)
-    else:
-        cfg = _canonical_hybrid(dataclasses.replace(cfg, staged=None))
-    return cfg
-
-
-def _fill(obj, names: tuple[str, ...]):
+def fill(obj, names: tuple[str, ...]):
     """Give applicable fields that are null their documented default (e.g. after a start mode switch)."""
     default = type(obj)()
     return dataclasses.replace(obj, **{n: getattr(obj, n) if getattr(obj, n) is not None else getattr(default, n)
                                        for n in names})
-
-
-def _canonical_hybrid(cfg: TrialConfig) -> TrialConfig:
-    dd, hy = cfg.ddpm or DdpmConfig(), cfg.hybrid or HybridConfig()
-    for a, b in (("train_steps", "epochs"), ("train_images", "pool")):
-        if (getattr(dd, a) is None) == (getattr(dd, b) is None):
-            raise ConfigError(f"ddpm.{a}: expected exactly one of ddpm.{a} or ddpm.{b}, got "
-                              + ("both" if getattr(dd, a) is not None else "neither"))
-    none = dict.fromkeys
-    if hy.start == "noise":  # an unconditional 20-step DDIM floor: no DIP, no restart step, no sampler choice
-        hy = dataclasses.replace(hy, **none(("t0_frac", "dip_iters", "dip_stop", "sampler", "sample_steps")))
-    elif hy.start == "observation":
-        hy = _fill(dataclasses.replace(hy, **none(("t0_frac", "dip_iters", "dip_stop"))), ("sampler",))
-    else:
-        hy = _fill(hy, ("t0_frac", "dip_iters", "dip_stop", "sampler"))
-    hy = _fill(hy, ("sample_steps",)) if hy.sampler == "ddim" else dataclasses.replace(hy, sample_steps=None)
-    hy = _fill(hy, ("train_dip_iters",)) if hy.train_on == "dip" else dataclasses.replace(hy, train_dip_iters=None)
-    uses_dip = hy.start == "dip" or hy.train_on == "dip"
-    uses_es = hy.start == "dip" and hy.dip_stop == "wmv"
-    es = dataclasses.replace(cfg.es or EsConfig(), stage_window=None, stage_patience=None) if uses_es else None
-    return dataclasses.replace(cfg, ddpm=dd, hybrid=hy, dip=(cfg.dip or DipConfig()) if uses_dip else None, es=es)
-
-
-def _canonical_staged(st: StagedConfig) -> StagedConfig:
-    ladder = st.levels if st.levels is not None else st.timesteps
-    if ladder is not None:
-        if st.stages is not None and st.stages != len(ladder) and st.variant == "staged":
-            raise ConfigError(f"staged.stages: expected {len(ladder)} (the ladder's length) or null, got {st.stages}")
-        st = dataclasses.replace(st, stages=len(ladder))
-    elif st.variant == "staged":
-        raise ConfigError("staged.levels: expected a list of levels (or staged.timesteps), got null")
-    if st.stages is None:
-        raise ConfigError("staged.stages: expected an integer > 0 (a baseline needs the ladder's length), got null")
-    if st.variant == "baseline":
-        # Plain DIP on y: the ladder, targets, noise and switching do not apply.
-        st = dataclasses.replace(st, targets=None, levels=None, timesteps=None, noise=None, stage_switch=None)
-    else:
-        st = dataclasses.replace(
-            st, targets=st.targets or "observation", noise=st.noise or "chain", stage_switch=st.stage_switch or "fixed")
-    return st
 
 
 def config_dict(cfg: TrialConfig) -> dict[str, Any]:

@@ -47,7 +47,7 @@ class TrainedDdpm:
     epochs: float
     loss_curve: list[float] = field(default_factory=list)  # mean loss per 1/20 of the run
     params: int = 0
-    # What a trial running beside this one moves little (DESIGN §13): the process's CPU seconds, and the
+    # What a trial running beside this one moves little (docs/design.md: "Statistics"): the process's CPU seconds, and the
     # median over 1/20ths of the run of the wall time per step (a burst of contention moves one chunk).
     cpu_s: float = 0.0
     step_ms_median: float = 0.0

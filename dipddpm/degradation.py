@@ -1,4 +1,4 @@
-"""The observation model (DESIGN §2): y = x_{t_obs} of the DDPM forward process.
+"""The observation model (docs/design.md: "The task"): y = x_{t_obs} of the DDPM forward process.
 
 A config gives either `noise_std` (σ on [0,1]) or `t_obs`. From σ we take the
 step whose σ_t is nearest and build y at exactly that step, so DDPM denoising

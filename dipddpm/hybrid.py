@@ -1,4 +1,4 @@
-"""Hybrid DIP -> DDPM (DESIGN §4): DIP's estimate as the start of reverse diffusion.
+"""Hybrid DIP -> DDPM (docs/design.md: "Hybrid DIP → DDPM"): DIP's estimate as the start of reverse diffusion.
 
 Per test observation y = x_{t_obs}, one start mode per trial:
 - dip: fit DIP to y, noise its estimate to t0 with q(x_t0 | x_dip) (t0: the step
@@ -15,24 +15,28 @@ charged to every trial that uses them.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
 
 from .cache import ArtefactCache, cache_key
 from .compute import prepare
+from .config import DdpmConfig, DipConfig, EsConfig, HybridConfig, fill
 from .degradation import NoiseLevel, Observation, noise_level, observe, schedule_of
 from .ddpm import build_unet, planned_steps, train_ddpm
 from .diffusion import Schedule, q_sample, to_signed
 from .early_stopping import WmvDetector
 from .errors import ConfigError
 from .images import ImageData, distinct_crops
-from .loop import DipFitter, check_finite
-from .metrics import estimate
+from .loop import DipFitter, Diverged, check_finite
+from .method import FLOOR, Comparison, Method, ReportHints
+from .metrics import REFERENCE_METRICS, estimate
 from .record import code_version
 from .reporting import Reporter
+from .result import TrialResult, aggregate
 from .rng import torch_generator
-from .sampling import reverse
+from .sampling import reverse, timesteps
 from .schema import to_dict
 from .scoring import reference_scores, scores
 from .staged import ImageRun
@@ -153,8 +157,8 @@ def _load_model(cfg, blob: dict, device):
 
 # ---- one trial -----------------------------------------------------------------------------------
 
-def run(obs_list: list[Observation], pool: tuple[ImageData, ...], cfg, device, reporter: Reporter,
-        cache: ArtefactCache) -> tuple[list, dict]:
+def restore_all(obs_list: list[Observation], pool: tuple[ImageData, ...], cfg, device, reporter: Reporter,
+                cache: ArtefactCache) -> tuple[list, dict]:
     """Restore every observation with the configured start mode, with a DDPM trained on `pool`.
     Returns (image runs, trial metrics)."""
     schedule = schedule_of(cfg)
@@ -265,3 +269,106 @@ def check(cfg, schedule: Schedule, level: NoiseLevel) -> None:
         from .staged import check_detector
 
         check_detector(cfg.es.window, cfg.es.patience, hy.dip_iters, "hybrid.dip_iters")
+
+
+# ---- the method: canonical config, one trial, scheduling hints, what it reports ----------------
+
+def canonical(cfg):
+    """Null what a hybrid trial does not use: no stage ladder; `start: noise` (an unconditional 20-step DDIM
+    floor) no DIP, restart step or sampler choice; `observation` no DIP; DIP fields only where a DIP runs."""
+    cfg = dataclasses.replace(cfg, staged=None)
+    dd, hy = cfg.ddpm or DdpmConfig(), cfg.hybrid or HybridConfig()
+    for a, b in (("train_steps", "epochs"), ("train_images", "pool")):
+        if (getattr(dd, a) is None) == (getattr(dd, b) is None):
+            raise ConfigError(f"ddpm.{a}: expected exactly one of ddpm.{a} or ddpm.{b}, got "
+                              + ("both" if getattr(dd, a) is not None else "neither"))
+    none = dict.fromkeys
+    if hy.start == "noise":
+        hy = dataclasses.replace(hy, **none(("t0_frac", "dip_iters", "dip_stop", "sampler", "sample_steps")))
+    elif hy.start == "observation":
+        hy = fill(dataclasses.replace(hy, **none(("t0_frac", "dip_iters", "dip_stop"))), ("sampler",))
+    else:
+        hy = fill(hy, ("t0_frac", "dip_iters", "dip_stop", "sampler"))
+    hy = fill(hy, ("sample_steps",)) if hy.sampler == "ddim" else dataclasses.replace(hy, sample_steps=None)
+    hy = fill(hy, ("train_dip_iters",)) if hy.train_on == "dip" else dataclasses.replace(hy, train_dip_iters=None)
+    uses_dip = hy.start == "dip" or hy.train_on == "dip"
+    uses_es = hy.start == "dip" and hy.dip_stop == "wmv"
+    es = dataclasses.replace(cfg.es or EsConfig(), stage_window=None, stage_patience=None) if uses_es else None
+    return dataclasses.replace(cfg, ddpm=dd, hybrid=hy, dip=(cfg.dip or DipConfig()) if uses_dip else None, es=es)
+
+
+def run_trial(cfg, observations, images, device, reporter: Reporter, cache=None) -> TrialResult:
+    """Train (or fetch) the DDPM, then restore every test observation from the configured start."""
+    t0 = time.perf_counter()
+    try:
+        runs, extra = restore_all(observations, images.pool, cfg, device, reporter, cache or ArtefactCache())
+    except Diverged as exc:
+        return TrialResult("diverged", f"diverged: {exc}", {"wall_s": time.perf_counter() - t0}, {}, {}, {},
+                           str(device))
+    curves = {r.name: r.curves for r in runs} | {"ddpm": {"train_loss": extra.pop("train_loss_curve")}}
+    metrics = aggregate([r.metrics for r in runs]) | extra
+    metrics |= {"wall_s": time.perf_counter() - t0, "images": len(runs)}
+    return TrialResult("ok", None, metrics, {r.name: r.metrics for r in runs}, curves,
+                       {r.name: r.images for r in runs}, str(device))
+
+
+def tags(config: dict) -> tuple[str, ...]:
+    """An unconditional sample scored against a test image compares unrelated images: a FLOOR."""
+    return (FLOOR,) if (config.get("hybrid") or {}).get("start") == "noise" else ()
+
+
+def artefact(cfg, images) -> str:
+    """The trained model a trial needs before anything else (trials that share it wait on one maker)."""
+    return cache_key("ddpm", ddpm_fields(cfg, images.pool), cfg.seed, "")
+
+
+def after_artefact_cost(cfg) -> float:
+    """A trial's work once its model exists, in UNet calls: the reverse process from its start step (plus
+    the start=dip fit, a DIP step counted as about a third of a UNet call)."""
+    hy, schedule = cfg.hybrid, schedule_of(cfg)
+    if hy.start == "noise":
+        return float(NOISE_FLOOR_DDIM_STEPS * len(cfg.data.images))
+    calls = len(timesteps(hy.sampler, start_step(cfg, schedule, noise_level(cfg, schedule)), hy.sample_steps))
+    return len(cfg.data.images) * (calls + (hy.dip_iters or 0) / 3)
+
+
+DIP_ALONE = (("psnr", "psnr_dip"), ("ssim", "ssim_dip"), ("time_s", "dip_s"))
+
+METHOD = Method(
+    name="hybrid",
+    doc="hybrid DIP -> DDPM: DIP's estimate as the start of reverse diffusion",
+    unit="seed",  # one trained DDPM serves every test image of a training seed
+    metric_names=("psnr", "ssim", "psnr_dip", "ssim_dip", "dip_s", "dip_iters_run", "dip_es_fired", "t_start",
+                  "reverse_steps", "sample_s", "train_s", "ddpm_fit_s", "ddpm_fit_cpu_s", "ddpm_step_ms",
+                  "ddpm_step_ms_min", "train_data_s", "train_steps", "epochs", "num_source_images", "dataset_size",
+                  "distinct_crops", "ddpm_params", "train_loss_first", "train_loss_last", "time_s", "wall_s",
+                  "images") + REFERENCE_METRICS,
+    default_metric="psnr",
+    run=run_trial,
+    check=check,
+    canonical=canonical,
+    tags=tags,
+    artefact=artefact,
+    after_artefact_cost=after_artefact_cost,
+    report=ReportHints(
+        variant_axis="hybrid.start",
+        comparisons=(
+            Comparison("hybrid.start", "dip", "observation"),
+            Comparison("hybrid.start", "dip", "noise"),
+            Comparison("hybrid.start", "observation", "noise"),
+            Comparison("hybrid.start", "dip", "dip", "a", DIP_ALONE, "DIP alone"),
+            Comparison("hybrid.start", "observation", "dip", "a", DIP_ALONE, "DIP alone"),
+        ),
+        compared=("psnr", "ssim", "time_s"),
+        quality=("psnr", "ssim", "psnr_dip"),
+        cost_parts=("train_s", "dip_s", "sample_s"),
+        cost_detail=("ddpm_fit_s", "train_data_s", "ddpm_fit_cpu_s"),
+        figure="restorations",
+        image_kinds=("clean", "observation", "dip", "hybrid"),
+        # start=noise needs a model trained on every step: its cell also has t_max null
+        figure_arms=(("dip", ()), ("observation", ()), ("noise", (("ddpm.t_max", None),))),
+        grid=(("DIP alone", "dip", "dip", "psnr_dip"),
+              ("DDPM from noise (floor: unrelated sample)", "noise", "hybrid", "psnr"),
+              ("DDPM from y", "observation", "hybrid", "psnr"), ("DDPM from DIP", "dip", "hybrid", "psnr")),
+    ),
+)

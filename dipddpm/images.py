@@ -4,7 +4,7 @@ Nothing is downloaded: only images that ship inside scikit-image (or the user's
 own files) are used. Test images and the DDPM training pool are pinned,
 disjoint lists of source images.
 
-A trial never opens a path (DESIGN §11): the driver (or the single-trial CLI)
+A trial never opens a path (docs/design.md: "The cluster data path"): the driver (or the single-trial CLI)
 resolves every `data.images` entry (bundled name, absolute or relative path,
 folder, or `data.root` + `glob`) and every pool entry once, into `ImageData`:
 an identity, the file's bytes and their content hash. A bundled image travels
@@ -55,7 +55,7 @@ _BUNDLED = {
 }
 BUNDLED_NAMES = tuple(sorted(_BUNDLED))
 
-# Pinned, disjoint lists (DESIGN §6). Test images are natural colour photos;
+# Pinned, disjoint lists (docs/design.md: "Data"). Test images are natural colour photos;
 # the training pool is every other colour photo that ships with scikit-image.
 TEST_IMAGES = ("astronaut", "coffee", "chelsea")
 TRAIN_IMAGES = (
@@ -353,7 +353,7 @@ def images_for(cfg, base: Path | None = None) -> ImageSet:
     test = resolve_images(cfg.data.images, cfg.data.root, cfg.data.glob, "data.images", base)
     smallest = smallest_side(cfg)
     _large_enough(test, smallest, "data.images")
-    if cfg.method != "hybrid":
+    if cfg.ddpm is None:  # no DDPM to train: no training pool
         return ImageSet(test)
     dd = cfg.ddpm
     key = "ddpm.pool" if dd.pool else "ddpm.train_images"
@@ -376,7 +376,7 @@ def smallest_side(cfg) -> int:
     sides = [16]  # data.size's own floor
     if cfg.dip is not None and cfg.dip.net == "skip":
         sides.append(2 * 2**cfg.dip.scales)
-    if cfg.method == "hybrid":
+    if cfg.ddpm is not None:
         sides.append(2 ** (len(cfg.ddpm.channels) - 1))
     return max(sides)
 
@@ -411,7 +411,7 @@ def bundled_set(cfg) -> ImageSet:
         return tuple(bundled_image(r) for r in refs)
 
     test = named(cfg.data.images, "data.images")
-    if cfg.method != "hybrid":
+    if cfg.ddpm is None:
         return ImageSet(test)
     if cfg.ddpm.pool:
         raise ConfigError(f"ddpm.pool: {cfg.ddpm.pool!r} is a folder; resolve it with images_for first")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_write_bytes
 from .classical import cbm3d_status
 from .config import TrialConfig, config_dict, trial_key
 from .metrics import SSIM_VARIANT
@@ -99,29 +100,6 @@ def writable_dir(path: str | Path, flag: str) -> Path:
     except OSError as exc:
         raise ConfigError(f"{flag} {path}: expected a folder this user can write, got {exc.strerror or exc}") from None
     return p
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is for sharing like any other file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def png_bytes(img: torch.Tensor) -> bytes:

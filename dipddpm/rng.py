@@ -1,4 +1,4 @@
-"""Per-purpose random generators (DESIGN §2).
+"""Per-purpose random generators (docs/design.md: "The task").
 
 Every random draw comes from its own generator seeded by (seed, image, purpose).
 Two trials with the same seed and image therefore see the bit-identical

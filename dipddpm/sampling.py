@@ -1,4 +1,4 @@
-"""The reverse process, started exactly at a given step (DESIGN §4).
+"""The reverse process, started exactly at a given step (docs/design.md: "Hybrid DIP → DDPM").
 
 Written from diffusers' `alphas_cumprod` because the start step (t0, t_obs or
 T−1) is arbitrary and a diffusers scheduler's timestep list cannot always

@@ -1,4 +1,4 @@
-"""DDPM training data: reproducible random crops of a pinned training pool (DESIGN §4, §6).
+"""DDPM training data: reproducible random crops of a pinned training pool (docs/design.md: "Hybrid DIP → DDPM", "Data").
 
 Pool images are first resized the way test images are (shorter side -> data.size),
 then `dataset_size` distinct crop windows of `ddpm.crop` px are drawn, with random

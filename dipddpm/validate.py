@@ -1,12 +1,12 @@
 """Cross-field checks of a trial config, run once when it is resolved (`dipddpm.trial.resolve`).
 
 What every method shares (the networks' depth against the image sizes) is here;
-what needs a method's knowledge is that method's `check` (staged.py, hybrid.py).
+what needs a method's knowledge is that method's `check` (`dipddpm.methods`).
 """
 
 from __future__ import annotations
 
-from . import hybrid, staged
+from . import methods
 from .degradation import noise_level, schedule_of
 from .errors import ConfigError
 
@@ -19,7 +19,7 @@ def check_trial(cfg) -> None:
         _check_depth(cfg.dip.scales, cfg.data.size, "data.size")
         if cfg.hybrid is not None and cfg.hybrid.train_on == "dip":
             _check_depth(cfg.dip.scales, cfg.ddpm.crop, "ddpm.crop")
-    (staged if cfg.method == "staged" else hybrid).check(cfg, schedule, level)
+    methods.get(cfg.method).check(cfg, schedule, level)
 
 
 def _check_depth(scales: int, px: int, key: str) -> None:

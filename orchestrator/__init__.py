@@ -7,6 +7,23 @@
 See `orchestrator.api`. Importing this package imports neither torch nor Ray.
 """
 
-from .api import Results, load_results, open_run, sweep
+import sys
+import types
 
-__all__ = ["Results", "load_results", "open_run", "sweep"]
+from .api import Results, load_results, open_run, publish, sweep
+
+__all__ = ["Results", "load_results", "open_run", "publish", "sweep"]
+
+
+class _Package(types.ModuleType):
+    """This package, whose API names stay the API's: importing the subpackage `orchestrator.sweep` (the first
+    call of `orchestrator.sweep(...)` does) would otherwise rebind `orchestrator.sweep` to that subpackage, and
+    the second call would find a module where the function was."""
+
+    def __setattr__(self, name, value):
+        if name in __all__ and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -12,7 +12,7 @@ import sys
 
 from dipddpm.errors import ConfigError
 
-FORMATS = ("all", "table", "markdown", "csv", "curves", "json", "html")  # as report.build has them (a test checks)
+from .report.formats import FORMATS
 
 EXIT_USAGE = 2
 EXIT_WRITE = 1  # a write failed (disk full): some results may be missing, none already written is lost
@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _report(args)
         if args.command == "publish":
-            from .report.publish import publish
+            from .api import publish
 
-            return publish(args)
+            return publish(args.run_dir, dry_run=args.dry_run, out=args.out, project=args.project, entity=args.entity)
         return _sweep(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -85,49 +85,21 @@ def main(argv: list[str] | None = None) -> int:
 def _sweep(args) -> int:
     from rich.console import Console
 
-    from .sweep.spec import MAX_TRIALS, load_spec, plan
+    from .api import plan_sweep, sweep, sweep_options
 
-    for flag, value, low in (("--max-concurrent", args.max_concurrent, 1), ("--max-failures", args.max_failures, 0),
-                             ("--max-trials", args.max_trials, 1), ("--wandb-timeout", args.wandb_timeout, 1)):
-        if value is not None and value < low:
-            raise ConfigError(f"{flag}: expected an integer >= {low}, got {value}")
-    spec = load_spec(args.sweep)
-    max_trials = args.max_trials or MAX_TRIALS
-    replicate = _replicate_flags(args)
     console = Console(width=None if sys.stdout.isatty() else 160)  # logs and pipes get the full table
-    import os
-
+    options = dict(runs_dir=args.runs_dir, cache_dir=args.cache_dir, use_cache=not args.no_cache,
+                   address=args.address, max_concurrent=args.max_concurrent, fresh=args.fresh,
+                   retry_failed=args.retry_failed, max_failures=args.max_failures, project=args.project,
+                   live=not args.no_live, replicate=_replicate_flags(args), wandb_timeout=args.wandb_timeout)
+    if args.max_trials is not None:
+        options["max_trials"] = args.max_trials
+    opts = sweep_options(args.profile, **options)
     if args.dry_run:
-        profile = _local_profile(args.profile)
-        _print_dry_run(spec, profile, plan(spec, profile, max_trials=max_trials, replicate=replicate), args.json,
-                       console)
+        spec, profile, sweep_plan = plan_sweep(args.sweep, args.profile, opts.max_trials, opts.replicate)
+        _print_dry_run(spec, profile, sweep_plan, args.json, console)
         return 0
-    # Every input error before anything starts: the trials of the profile this machine decides (an
-    # existing cluster's, with --profile auto, is checked once joined, before any trial), and the folders.
-    if args.profile != "auto" or not (args.address or os.environ.get("RAY_ADDRESS")):
-        plan(spec, _local_profile(args.profile), max_trials=max_trials, replicate=replicate)
-    from dipddpm.record import writable_dir
-
-    writable_dir(args.runs_dir, "--runs-dir")
-    if args.cache_dir and not args.no_cache:
-        writable_dir(args.cache_dir, "--cache-dir")
-    from .sweep.runner import SweepOptions, run_sweep
-
-    opts = SweepOptions(profile=args.profile, runs_dir=args.runs_dir, cache_dir=args.cache_dir,
-                        use_cache=not args.no_cache, address=args.address, max_concurrent=args.max_concurrent,
-                        fresh=args.fresh, retry_failed=args.retry_failed, max_failures=args.max_failures,
-                        project=args.project, live=not args.no_live, max_trials=max_trials, replicate=replicate,
-                        wandb_timeout=args.wandb_timeout)
-    return run_sweep(spec, opts, console).code
-
-
-def _local_profile(requested: str) -> str:
-    """auto -> gpu when this machine has a CUDA GPU (an embedded cluster's GPUs are this machine's)."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    return "gpu" if torch.cuda.is_available() else "cpu"
+    return sweep(args.sweep, args.profile, console=console, **options).exit_code
 
 
 def _report(args) -> int:
@@ -151,7 +123,7 @@ def _report(args) -> int:
     out = Path(args.out) if args.out else None
     text = render(report, args.format, out.parent if out else Path.cwd())
     if out:
-        from dipddpm.record import atomic_write_text
+        from dipddpm.atomic import atomic_write_text
 
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, text)
@@ -165,9 +137,6 @@ def _replicate_flags(args) -> dict | None:
     """--min-seeds, --max-seeds, --budget-trials, --budget-hours over the sweep's replicate: section."""
     flags = {"min_seeds": args.min_seeds, "max_seeds": args.max_seeds, "budget_trials": args.budget_trials,
              "budget_hours": args.budget_hours}
-    for name, value in flags.items():
-        if value is not None and not value > 0:
-            raise ConfigError(f"--{name.replace('_', '-')}: expected a number > 0, got {value}")
     return {k: v for k, v in flags.items() if v is not None} or None
 
 

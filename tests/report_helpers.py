@@ -16,8 +16,10 @@ from pathlib import Path
 import yaml
 
 from orchestrator.common.design import Design, Point, apply
+from orchestrator.common.record import Record
 from orchestrator.common.store import ResultsStore
-from orchestrator.sweep.spec import parse_spec, plan
+from orchestrator.sweep.plan import plan
+from orchestrator.sweep.spec import parse_spec
 
 STAGED_METRICS = ("psnr", "ssim", "psnr_es", "ssim_es")
 
@@ -93,13 +95,13 @@ def synthetic_design(method: str, claims, arms_per_claim=("a", "b"), n_claims: i
     return Design("sim", method, "psnr", "max", "cpu", base, points, [], tuple(claims), None, ("claim", "arm"))
 
 
-def synthetic_records(values, images: int) -> list[dict]:
+def synthetic_records(values, images: int) -> list[Record]:
     """values[(k, arm)][seed][image] -> psnr: one record per (claim cell, seed)."""
     out = []
     for (k, arm), by_seed in values.items():
         for seed, per in enumerate(by_seed):
             key = hashlib.sha256(f"{k}{arm}{seed}".encode()).hexdigest()[:16]
-            out.append({"trial_key": key, "cell_key": f"c{k}{arm}", "seed": seed, "status": "ok", "method": "x",
-                        "per_image": {f"img{j}": {"psnr": float(per[j])} for j in range(images)},
-                        "metrics": {"psnr": float(sum(per) / len(per))}})
+            out.append(Record(trial_key=key, status="ok", method="x", seed=seed, config={}, cell_key=f"c{k}{arm}",
+                              per_image={f"img{j}": {"psnr": float(per[j])} for j in range(images)},
+                              metrics={"psnr": float(sum(per) / len(per))}))
     return out

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from orchestrator.sweep.wandb_file import summarize
+from orchestrator.wandb_io.run_file import summarize
 
 RAY = str(Path(sys.executable).parent / "ray")
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +91,7 @@ def check_wandb_matches_records(run_dir: Path, records: list[dict]) -> None:
 
 def check_report_and_summary_run(run_dir: Path, sweep: str) -> None:
     """The sweep's end wrote the report files, and its W&B summary run holds every table as a wandb.Table."""
-    from orchestrator.report.render import flat_columns
+    from orchestrator.report.text import flat_columns
     from orchestrator.report.build import build_report
 
     for name in ("report.md", "results.csv", "report.html", "report.json"):

@@ -1,4 +1,4 @@
-"""Adaptive replication end to end on a real local Ray cluster (DESIGN §14): a Searcher proposes seeds
+"""Adaptive replication end to end on a real local Ray cluster (docs/design.md: "Adaptive replication"): a Searcher proposes seeds
 while claims are undecided; killing the driver and running again continues from results.jsonl."""
 
 import json

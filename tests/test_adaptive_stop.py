@@ -1,4 +1,4 @@
-"""The adaptive searcher's closing reason (DESIGN §14), without Ray: when every seed up to max_seeds has
+"""The adaptive searcher's closing reason (docs/design.md: "Adaptive replication"), without Ray: when every seed up to max_seeds has
 been proposed while a claim is still undecided, and the trials running then decide it, the sweep ends
 because every claim is decided — not because no claim could gain a unit."""
 
@@ -6,8 +6,10 @@ import numpy as np
 import yaml
 from ray.tune.search import Searcher
 
-from orchestrator.sweep.adaptive import ALL_DECIDED, NO_GAIN, AdaptiveSearcher
-from orchestrator.sweep.spec import parse_spec, plan
+from orchestrator.common.record import Record
+from orchestrator.sweep.searcher import ALL_DECIDED, NO_GAIN, AdaptiveSearcher
+from orchestrator.sweep.plan import plan
+from orchestrator.sweep.spec import parse_spec
 from report_helpers import record_for
 
 SPEC = """
@@ -31,8 +33,8 @@ def _sweep(effect: float):
     assert searcher.reason == NO_GAIN and {t.seed for t in proposed} == {0, 1, 2, 3}
     rng = np.random.default_rng(0)
     for i, t in enumerate(proposed):  # only now do the running trials finish
-        searcher.feed(record_for(t, lambda t, img: 25.0 + rng.normal(0, 0.1) + (
-            effect if t.cell.get("staged.variant") == "staged" else 0.0), "ok", "cpu", "stop"))
+        searcher.feed(Record.from_dict(record_for(t, lambda t, img: 25.0 + rng.normal(0, 0.1) + (
+            effect if t.cell.get("staged.variant") == "staged" else 0.0), "ok", "cpu", "stop")))
         searcher.on_trial_complete(str(i))
     return searcher
 

@@ -1,8 +1,8 @@
 """The tree shows the architecture: imports point one way, read from the source (ast), nothing imported.
 
 dipddpm (the science) imports neither ray, wandb nor the orchestrator; in the
-orchestrator, sweep -> report -> common and never back; no package has an
-import circle, counting imports inside functions too.
+orchestrator, sweep -> wandb_io -> report -> stats -> common -> dipddpm and never
+back; no package has an import circle, counting imports inside functions too.
 """
 
 from __future__ import annotations
@@ -94,10 +94,17 @@ def _imports_under(prefix: str) -> dict[str, set[str]]:
             if name == prefix or name.startswith(prefix + ".")}
 
 
+LAYERS = ("orchestrator.sweep", "orchestrator.wandb_io", "orchestrator.report", "orchestrator.stats",
+          "orchestrator.common")  # top to bottom: each imports only the layers below it
+
+
 @pytest.mark.parametrize("importer,forbidden", [
     ("dipddpm", ("ray", "wandb", "orchestrator")),
-    ("orchestrator.report", ("orchestrator.sweep", "ray")),
-    ("orchestrator.common", ("orchestrator.sweep", "orchestrator.report", "ray")),
+    ("orchestrator.wandb_io", ("orchestrator.sweep", "ray")),
+    ("orchestrator.report", ("orchestrator.sweep", "orchestrator.wandb_io", "ray", "wandb")),
+    ("orchestrator.stats", ("orchestrator.sweep", "orchestrator.wandb_io", "orchestrator.report", "ray", "wandb")),
+    ("orchestrator.common", ("orchestrator.sweep", "orchestrator.wandb_io", "orchestrator.report",
+                             "orchestrator.stats", "ray", "wandb")),
 ])
 def test_imports_point_one_way(importer, forbidden):
     bad = {name: sorted(m for m in found if m.split(".")[0] in forbidden or any(m == f or m.startswith(f + ".")
@@ -106,12 +113,40 @@ def test_imports_point_one_way(importer, forbidden):
     assert {k: v for k, v in bad.items() if v} == {}
 
 
+def test_the_layers_are_exactly_the_stack():
+    """Each layer imports only layers below it (the parametrised test above checks each one's bans; this one
+    checks the bans are the whole stack, so a new layer cannot slip in unchecked)."""
+    for i, layer in enumerate(LAYERS):
+        above = set(LAYERS[:i])
+        bad = {name: sorted(m for m in found if any(m == a or m.startswith(a + ".") for a in above))
+               for name, found in _imports_under(layer).items()}
+        assert {k: v for k, v in bad.items() if v} == {}, layer
+
+
 def test_every_orchestrator_module_sits_in_a_layer():
-    """Beside the three layers only the entry points: the command line and the Python API it wraps."""
+    """Beside the layers only the entry points: the command line and the Python API it wraps."""
     loose = [n for n in MODULES if n.startswith("orchestrator.") and n.count(".") == 1
-             and n not in ("orchestrator.cli", "orchestrator.api", "orchestrator.__main__", "orchestrator.sweep",
-                           "orchestrator.report", "orchestrator.common")]
+             and n not in ("orchestrator.cli", "orchestrator.api", "orchestrator.__main__", *LAYERS)]
     assert loose == []
+
+
+def test_the_searcher_reads_the_statistics_not_the_report():
+    assert not any(m.startswith("orchestrator.report") for m in imports_of("orchestrator.sweep.searcher",
+                                                                          MODULES["orchestrator.sweep.searcher"]))
+
+
+def test_the_orchestrator_tests_no_method_by_name():
+    """The orchestrator asks a method (dipddpm.methods) for what it needs: at most 3 comparisons with a method's
+    name, and no method module's private names."""
+    import re
+
+    tests = []
+    for name, path in MODULES.items():
+        if name.startswith("orchestrator"):
+            text = path.read_text()
+            tests += [(name, m.group(0)) for m in re.finditer(r"""[=!]=\s*["'](staged|hybrid)["']|["'](staged|hybrid)["']\s*[=!]=""", text)]
+            assert not re.search(r"from dipddpm\.(staged|hybrid) import|dipddpm\.(staged|hybrid)\.", text), name
+    assert len(tests) <= 3, tests
 
 
 def test_the_entry_points_import_neither_torch_nor_ray_at_import_time():

@@ -93,7 +93,7 @@ SWEEP_FILES = [
     ("infinite-lr", lambda w: _sweep(GOOD + "grid: {dip.lr: [0.01, .inf]}\n", w), "dip.lr: expected a finite number"),
     ("nan-in-base", lambda w: _sweep(GOOD.replace("es: {", "degradation: {noise_std: .nan}\n  es: {"), w),
      "degradation.noise_std: expected a finite number"),
-    ("negative-seed", lambda w: _sweep(GOOD + "seeds: [-1]\n", w), "seeds: expected"),
+    ("negative-seed", lambda w: _sweep(GOOD + "seeds: [-1]\n", w), "seeds[0]: expected an integer >= 0"),
     ("repeated-seed", lambda w: _sweep(GOOD + "seeds: [1, 1]\n", w), "seeds: expected distinct"),
     ("zero-cpu", lambda w: _sweep(GOOD + "resources: {cpu: 0}\n", w), "resources.cpu"),
     ("infinite-cpu", lambda w: _sweep(GOOD + "resources: {cpu: .inf}\n", w), "resources.cpu: expected a finite"),
@@ -214,7 +214,8 @@ def _one_line(capsys, message: str) -> None:
 def _record_lines(tmp_path):
     import yaml
 
-    from orchestrator.sweep.spec import parse_spec, plan
+    from orchestrator.sweep.plan import plan
+    from orchestrator.sweep.spec import parse_spec
     from report_helpers import record_for
 
     spec = parse_spec(yaml.safe_load("{name: synthetic, method: staged, grid: {staged.variant: [staged, baseline]}, "

@@ -1,4 +1,4 @@
-"""Sweeps on a real multi-node Ray cluster whose nodes share no disk (DESIGN §11).
+"""Sweeps on a real multi-node Ray cluster whose nodes share no disk (docs/design.md: "The cluster data path").
 
 On this one machine: a head with no CPUs (no trial can run beside the driver)
 and two worker nodes, each started inside its own mount namespace with

@@ -94,17 +94,17 @@ def test_a_worker_killed_mid_trial_fails_that_trial_alone_and_resume_reruns_it(r
         killer.join()
     assert killed, "no trial was running to kill"
     records = ResultsStore(run_dir).records()
-    failed = [r for r in records if r["status"] == "failed"]
+    failed = [r for r in records if r.status == "failed"]
     assert code == 1 and len(records) == 8 and len(failed) == 1
-    assert all(r["status"] == "ok" and (run_dir / "trials" / r["trial_key"] / "curves.json").exists()
+    assert all(r.status == "ok" and (run_dir / "trials" / r.trial_key / "curves.json").exists()
                for r in records if r is not failed[0])
     # --retry-failed reruns just that trial; with a retry allowed, a kill is survived.
     assert sweep_cli(path, runs, "--retry-failed") == 0
     again = ResultsStore(run_dir).records()
-    assert len(again) == 8 and all(r["status"] == "ok" for r in again)
-    assert {r["trial_key"] for r in again} == {r["trial_key"] for r in records}
+    assert len(again) == 8 and all(r.status == "ok" for r in again)
+    assert {r.trial_key for r in again} == {r.trial_key for r in records}
     lines = _parsed_lines(run_dir)
-    assert len(lines) == 9 and sum(r["trial_key"] == failed[0]["trial_key"] for r in lines) == 2
+    assert len(lines) == 9 and sum(r["trial_key"] == failed[0].trial_key for r in lines) == 2
 
 
 def test_an_exception_writing_a_record_does_not_stop_thesweep_cli(ray_session, tmp_path, monkeypatch, capsys):
@@ -113,7 +113,7 @@ def test_an_exception_writing_a_record_does_not_stop_thesweep_cli(ray_session, t
     original, calls = ResultsStore.append, []
 
     def flaky(self, record):
-        calls.append(record["trial_key"])
+        calls.append(record.trial_key)
         if len(calls) == 1:
             raise OSError("disk full, for a moment")
         return original(self, record)
@@ -121,8 +121,8 @@ def test_an_exception_writing_a_record_does_not_stop_thesweep_cli(ray_session, t
     monkeypatch.setattr(ResultsStore, "append", flaky)
     assert sweep_cli(path, runs) == 0
     records = ResultsStore(runs / "flaky" / "cpu").records()
-    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
-    assert calls[0] in {r["trial_key"] for r in records}  # a moment later it was written
+    assert len(records) == 4 and all(r.status == "ok" for r in records)
+    assert calls[0] in {r.trial_key for r in records}  # a moment later it was written
     assert calls.count(calls[0]) == 2
     assert "error:" not in capsys.readouterr().err  # a hiccup is no full disk: the sweep went on
 
@@ -135,11 +135,11 @@ def test_a_config_error_inside_a_trial_is_recorded_failed_not_retried(ray_sessio
     path = write_sweep(tmp_path, "cfgerror", seeds=(0,))
     assert sweep_cli(path, tmp_path / "runs", "--max-failures", "3") == 1
     records = ResultsStore(tmp_path / "runs" / "cfgerror" / "cpu").records()
-    assert len(records) == 2 and all(r["status"] == "failed" for r in records)
-    assert all(r["error"].startswith("config error: node ") and "the driver's is 000000000000" in r["error"]
+    assert len(records) == 2 and all(r.status == "failed" for r in records)
+    assert all(r.error.startswith("config error: node ") and "the driver's is 000000000000" in r.error
                for r in records)
     # the trial ended normally with its failed record (nothing for Tune to retry); its result.json says so
     for r in records:
-        saved = json.loads((tmp_path / "runs" / "cfgerror" / "cpu" / "trials" / r["trial_key"] / "result.json")
+        saved = json.loads((tmp_path / "runs" / "cfgerror" / "cpu" / "trials" / r.trial_key / "result.json")
                            .read_text())
-        assert saved["status"] == "failed" and saved["error"] == r["error"]
+        assert saved["status"] == "failed" and saved["error"] == r.error

@@ -94,7 +94,8 @@ def test_the_calibration_never_sees_a_test_photo_of_any_sweep():
     from pathlib import Path
 
     from dipddpm.yamlio import load_file
-    from orchestrator.sweep.spec import expand, parse_spec
+    from orchestrator.sweep.plan import expand
+    from orchestrator.sweep.spec import parse_spec
 
     cal = _calibration()
     sweeps = Path(__file__).resolve().parent.parent / "sweeps"

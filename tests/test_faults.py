@@ -1,4 +1,4 @@
-"""Faults that must not cost a result (DESIGN §10, §11): each gives one line and a bounded wait, and running
+"""Faults that must not cost a result (docs/design.md: "Reliability", "The cluster data path"): each gives one line and a bounded wait, and running
 again afterwards ends with exactly one ok record per trial."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_the_reader_prefers_an_ok_record_over_a_later_failed_one(tmp_path, caplo
         f.write(json.dumps(base | {"status": "ok"}) + "\n" + json.dumps(base | {"status": "failed"}) + "\n")
     with caplog.at_level("WARNING", logger="orchestrator.common.store"):
         records = store.records()
-    assert [r["status"] for r in records] == ["ok"] and store.done_keys() == {"0123456789abcdef"}
+    assert [r.status for r in records] == ["ok"] and store.done_keys() == {"0123456789abcdef"}
     assert any("the ok records count" in m for m in caplog.messages)
 
 
@@ -227,7 +227,8 @@ def test_report_never_embeds_a_file_outside_the_run_folder(tmp_path):
     import yaml
 
     from orchestrator.common.store import ResultsStore
-    from orchestrator.sweep.spec import parse_spec, plan
+    from orchestrator.sweep.plan import plan
+    from orchestrator.sweep.spec import parse_spec
     from report_helpers import record_for
 
     secret = tmp_path / "secret.png"

@@ -94,7 +94,7 @@ def test_a_poisoned_cache_entry_is_refused_and_made_again(tmp_path):
 
 
 def test_wandb_run_ids_are_unique_per_sweep_profile_and_run_folder():
-    from orchestrator.common.wandb_runs import run_id
+    from orchestrator.wandb_io.naming import run_id
 
     key = "0123456789abcdef"
     ids = {run_id("staged", "cpu", "u1", key), run_id("other", "cpu", "u1", key),
@@ -140,7 +140,7 @@ def test_online_runs_are_uploaded_from_the_driver_as_they_arrive(tmp_path):
     `wandb sync` records what it was given); a failing upload is kept for `publish` to retry."""
     import sys
 
-    from orchestrator.sweep.wandb_log import OnlineSync
+    from orchestrator.wandb_io.sync import OnlineSync
 
     log = tmp_path / "synced.txt"
     fake = [sys.executable, "-c", f"import sys; open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')"]

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as st
 
 from orchestrator.cli import main
-from orchestrator.report.analysis import ORACLE
+from dipddpm.method import ORACLE
 from orchestrator.report.build import build_report
 from report_helpers import planned_run
 
@@ -202,7 +202,7 @@ def test_oracle_metric_cannot_rank(run_dir, capsys):
 
 
 def test_publish_dry_run_spec_names_every_table_and_panel(run_dir):
-    from orchestrator.report.publish import spec_objects
+    from orchestrator.wandb_io.publish import spec_objects
 
     assert main(["publish", str(run_dir), "--dry-run", "--project", "p"]) == 0
     spec = json.loads((run_dir / "wandb_report_spec.json").read_text())

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from orchestrator.report.stats import (EQUIVALENT, SUPPORTED, TOO_FEW, UNDECIDED, bh, family_verdicts, holm, mean_ci,
-                                       paired, tost_p)
+from orchestrator.stats.intervals import mean_ci, paired, tost_p
+from orchestrator.stats.multiplicity import bh, holm
+from orchestrator.stats.verdicts import EQUIVALENT, SUPPORTED, TOO_FEW, UNDECIDED, family_verdicts
 
 
 def test_mean_ci_matches_the_t_interval_by_hand():

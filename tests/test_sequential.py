@@ -1,4 +1,4 @@
-"""Anytime-valid verdicts (DESIGN §14) by simulation: a look after every unit, up to max_seeds.
+"""Anytime-valid verdicts (docs/design.md: "Adaptive replication") by simulation: a look after every unit, up to max_seeds.
 
 - Null families of claims, each read after every added unit with its confidence sequence (α split over
   the family), give a false verdict in ≤ α of families; naive t-tests read the same way do not — the
@@ -14,8 +14,8 @@ import pytest
 from scipy import stats as st
 
 from orchestrator.common.claims import parse_claims
-from orchestrator.report.claim_state import ClaimTracker
-from orchestrator.report.sequential import RunningMean, cs_bounds, log_bf, t_star
+from orchestrator.stats.verdicts import ClaimTracker
+from orchestrator.stats.sequential import RunningMean, cs_bounds, log_bf, t_star
 from report_helpers import synthetic_design, synthetic_records
 
 ALPHA, K, MAX_UNITS, MIN_UNITS = 0.05, 5, 20, 3
@@ -65,7 +65,7 @@ def test_null_sequences_looked_at_every_unit_keep_the_family_error_below_alpha()
 def test_the_anytime_p_value_is_below_a_level_exactly_when_that_levels_sequence_excluded_zero():
     """p̄_n = exp(−max_{m≤n} log BF_m(0)): on null and shifted sequences it is ≤ a exactly when some CS_m at level
     1 − a excluded 0, and on null ones it falls below a in ≤ a of sequences (anytime-valid)."""
-    from orchestrator.report.sequential import log_bf_at
+    from orchestrator.stats.sequential import log_bf_at
 
     rng = np.random.default_rng(3)
     n_seq, a = 3000, ALPHA / K
@@ -115,13 +115,13 @@ def test_the_tracker_decides_what_the_sequences_decide_one_record_at_a_time():
         values = {(k, arm): rng.normal(0, 1, (seeds, 1)) + rng.normal(0, 1, (seeds, images))
                   for k in range(K) for arm in ("a", "b")}
         tracker = ClaimTracker(design, "psnr", ALPHA)
-        records = sorted(synthetic_records(values, images), key=lambda r: r["seed"])  # seed by seed
+        records = sorted(synthetic_records(values, images), key=lambda r: r.seed)  # seed by seed
         decided_at = {}
         for r in records:
             for st_ in tracker.add(r):
-                if st_.decided and st_.row.claim.text not in decided_at:
-                    decided_at[st_.row.claim.text] = (st_.decision["n"], st_.decision["verdict"])
-        for k, state in enumerate(tracker.states):
+                if st_.decided and st_.claim.text not in decided_at:
+                    decided_at[st_.claim.text] = (st_.decision.n, st_.decision.verdict)
+        for k, state in enumerate(tracker.rows):
             d = (values[(k, "a")] - values[(k, "b")]).mean(-1)  # one unit per seed: its images averaged
             mean, sd, n = running(d)
             with np.errstate(invalid="ignore"):
@@ -130,15 +130,15 @@ def test_the_tracker_decides_what_the_sequences_decide_one_record_at_a_time():
             inside = (low > -1.5) & (high < 1.5) if k % 2 else np.zeros_like(low, bool)  # odd claims: margin 1.5
             hit = ((low > 0) | (high < 0) | inside) & (n >= MIN_UNITS)
             first = int(np.argmax(hit)) + 1 if hit.any() else None
-            assert (state.decision["n"] if state.decided else None) == first
-            ps = state.decision if state.decided else state.p_values()  # the anytime p-values say the same
-            if state.decided and ps["verdict"].startswith("equivalent"):
+            assert (state.decision.n if state.decided else None) == first
+            ps = state.decision.p if state.decided else state.p  # the anytime p-values say the same
+            if state.decided and state.decision.verdict.startswith("equivalent"):
                 assert ps["p_equiv_adj"] <= ALPHA
             elif state.decided:
                 assert ps["p_adj"] <= ALPHA
             else:
                 assert ps["p_adj"] > ALPHA and ps.get("p_equiv_adj", 1.0) > ALPHA
-            assert state.d.n == seeds
+            assert state.n == seeds
         false += any(v in ("supported", "contradicted") for _, v in decided_at.values())
     assert false / n_fam <= mc_ceiling(ALPHA, n_fam)
 
@@ -148,8 +148,8 @@ def test_replaying_the_records_gives_the_same_decisions_and_ignores_repeats():
     design = synthetic_design("hybrid", CLAIMS, n_claims=K)
     values = {(k, arm): rng.normal(3.0 if (k == 0 and arm == "a") else 0.0, 0.3, (10, 2))
               for k in range(K) for arm in ("a", "b")}
-    records = sorted(synthetic_records(values, 2), key=lambda r: r["seed"])
+    records = sorted(synthetic_records(values, 2), key=lambda r: r.seed)
     live = ClaimTracker(design, "psnr").replay(records)
     again = ClaimTracker(design, "psnr").replay(records + records[:7])  # a record seen twice counts once
-    assert [s.decision for s in live.states] == [s.decision for s in again.states]
-    assert live.states[0].decision["verdict"] == "supported" and live.states[0].decision["n"] <= 6
+    assert [s.decision for s in live.rows] == [s.decision for s in again.rows]
+    assert live.rows[0].decision.verdict == "supported" and live.rows[0].decision.n <= 6

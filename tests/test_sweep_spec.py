@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.sweep.spec import expand, parse_spec
+from orchestrator.sweep.plan import expand
+from orchestrator.sweep.spec import parse_spec
 
 SWEEPS = sorted(Path(__file__).resolve().parent.parent.joinpath("sweeps").glob("*.yaml"))
 
@@ -67,10 +68,10 @@ def test_both_sweeps_repeat_each_seeds_experiment_as_written(profile):
 @pytest.mark.parametrize("name", ["staged.yaml", "hybrid.yaml"])
 def test_every_seed_claim_can_reach_enough_units(name):
     """cpu: at least 3 units per claim within max_seeds (adaptive: undecided claims gain seeds); gpu: 5 from
-    the first seeds on (DESIGN §13)."""
-    from orchestrator.report.claims import family
-    from orchestrator.report.units import unit_of
-    from orchestrator.sweep.spec import plan
+    the first seeds on (docs/design.md: "Statistics")."""
+    from orchestrator.stats.verdicts import family
+    from orchestrator.stats.units import unit_of, unit_of_method
+    from orchestrator.sweep.plan import plan
 
     spec = parse_spec(_load(name), name)
     for profile, need in (("cpu", 3), ("gpu", 5)):
@@ -79,7 +80,8 @@ def test_every_seed_claim_can_reach_enough_units(name):
         assert rows and all(r.pairs for r in rows)
         for row in rows:
             images = {img for cp in row.pairs for img in cp.a.task.split(" · ")[1].split(",")}
-            per_seed = len({unit_of(spec.method, 0, i) for i in images}) if row.kind != "seed (one value per trial)" \
+            per_image = unit_of_method(spec.method) == "image"
+            per_seed = len({unit_of(per_image, 0, i) for i in images}) if row.kind != "seed (one value per trial)" \
                 else 1
             seeds = p.replicate.max_seeds if profile == "cpu" else p.replicate.min_seeds
             assert per_seed * seeds >= need, (profile, row.claim.text, per_seed, seeds)
@@ -170,7 +172,7 @@ def test_hybrid_trials_are_ordered_so_early_trials_train_different_models():
     from dipddpm.hybrid import ddpm_fields
     from orchestrator.sweep.runner import interleave_by_artefact
 
-    from orchestrator.sweep.spec import plan
+    from orchestrator.sweep.plan import plan
 
     trials = plan(parse_spec(_load("hybrid.yaml"), "hybrid.yaml"), "cpu").initial()  # one seed: one model each
     ordered = interleave_by_artefact(trials)
@@ -181,7 +183,7 @@ def test_hybrid_trials_are_ordered_so_early_trials_train_different_models():
 
 
 def test_each_models_trials_run_longest_sampling_first():
-    from orchestrator.sweep.runner import after_training_cost, interleave_by_artefact
+    from orchestrator.sweep.runner import after_artefact_cost, interleave_by_artefact
 
     spec = parse_spec({"name": "lpt", "method": "hybrid", "base": {"hybrid": {"start": "observation"}},
                        "grid": {"diffusion.beta_schedule": ["linear", "squaredcos_cap_v2"],
@@ -195,4 +197,4 @@ def test_each_models_trials_run_longest_sampling_first():
     from dipddpm.degradation import noise_level, schedule_of
 
     cfg = ordered[0].config  # the ddpm sampler calls the UNet at every step from t_obs down to 0
-    assert after_training_cost(ordered[0]) == len(cfg.data.images) * (noise_level(cfg, schedule_of(cfg)).t_obs + 1)
+    assert after_artefact_cost(ordered[0]) == len(cfg.data.images) * (noise_level(cfg, schedule_of(cfg)).t_obs + 1)

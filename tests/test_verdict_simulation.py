@@ -1,4 +1,4 @@
-"""The verdicts' error rates by simulation (DESIGN §13): many synthetic sweeps with a known truth.
+"""The verdicts' error rates by simulation (docs/design.md: "Statistics"): many synthetic sweeps with a known truth.
 
 - Null families (no true effect anywhere) give a false supported/contradicted verdict in ≤ 5% of families
   (+ Monte-Carlo error), through the real records -> units -> Holm path, with images that share a
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from orchestrator.common.claims import parse_claims
-from orchestrator.report.claims import evaluate_fixed, family
-from orchestrator.report.pairing import Index
-from orchestrator.report.stats import CONTRADICTED, EQUIVALENT, SUPPORTED, family_verdicts
+from orchestrator.stats.verdicts import evaluate_fixed, family
+from orchestrator.stats.pairing import Index
+from orchestrator.stats.verdicts import CONTRADICTED, EQUIVALENT, SUPPORTED, family_verdicts
 from report_helpers import synthetic_design, synthetic_records
 
 K = 10  # claims per family

@@ -1,2 +1,2 @@
-"""What both halves use: the results store and record format, metric names, W&B run naming and
-mode, and the claims a sweep states. Imports only dipddpm; the sweep and report halves import it."""
+"""What every layer above reads: a trial's record and the results store, the sweep's design (sweep.json),
+the claims a sweep states, metric facts and labels. Imports only dipddpm."""

@@ -1,5 +1,5 @@
-"""Claims (DESIGN §12): hypotheses a sweep file states as data (parsed and kept here; tested by
-`orchestrator.report.claims` on the pairs the sweep ran).
+"""Claims (docs/design.md, "Claims"): hypotheses a sweep file states as data, parsed and checked here;
+`orchestrator.stats.verdicts` tests them on the pairs the sweep ran.
 
     claims:
       - text: plain DIP beats staged DIP at lr 0.01 (the seed's clean targets t = 30 -> 5)
@@ -7,15 +7,15 @@
         b: {staged.variant: staged}          # arm B: what A's trials are compared with
         where: {dip.lr: 0.01, degradation.t_obs: 30}   # optional: only these trials
         metric: psnr_es                      # optional: the sweep's headline metric
+        b_metric: psnr_dip                   # optional: read arm B through another metric of its trials
         expect: greater                      # A − B > 0 (greater) or < 0 (less)
         margin: 0.5                          # optional: equivalence margin, in the metric's units
                                              #   or relative ("5%": then Δ is read as log(A/B))
 
 Each cell of arm A (that `where` admits) is paired with the cell the sweep ran
-with B's values instead and every other setting the same, seed by seed; the
-report reads the paired differences over independent units (DESIGN §13) and
-gives a verdict: supported, contradicted, equivalent within ±margin, not
-distinguishable at this n, or too few replicates (`orchestrator.report.claims`).
+with B's values instead and every other setting the same, seed by seed. With
+`b_metric`, A and B may select the same cells: B is then A's own trials read
+through another metric (DIP alone is start=dip's psnr_dip).
 """
 
 from __future__ import annotations
@@ -24,13 +24,28 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dipddpm.errors import ConfigError, shown
+from dipddpm.schema import from_dict
+from dipddpm.schema import spec as fld
 
 FILE = "claims.json"  # older run folders kept their claims here (newer ones in sweep.json)
 EXPECT = ("greater", "less")
-KEYS = ("text", "a", "b", "where", "metric", "expect", "margin")
+
+
+@dataclass(frozen=True)
+class ClaimFields:
+    """A claim as the sweep file writes it (parsed by the project's schema: unknown keys, wrong types)."""
+
+    text: str | None = fld(None, (lambda v: bool(v.strip()), "the hypothesis in words"), "the hypothesis in words")
+    a: dict | None = fld(None, (bool, "a mapping of dotted config key -> value"), "arm A: a grid-cell selector")
+    b: dict | None = fld(None, (bool, "a mapping of dotted config key -> value"), "arm B: what A is compared with")
+    where: dict | None = fld(None, doc="only the cells this selector admits")
+    metric: str | None = fld(None, doc="the metric compared (default: the sweep's headline)")
+    b_metric: str | None = fld(None, doc="arm B read through this metric of its trials (default: metric)")
+    expect: Literal["greater", "less"] = fld("greater", doc="the sign of A − B the claim expects")
+    margin: Any = fld(None, doc="equivalence margin: a number in the metric's units, or a percentage")
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,7 @@ class Claim:
     expect: str = "greater"
     margin: float | None = None  # equivalence margin: the metric's units, or a fraction when relative
     relative: bool = False  # margin given as a percentage: Δ is log(A/B), the margin log(1 + margin)
+    b_metric: str | None = None  # None: arm B is read through `metric` too
 
     @property
     def sign(self) -> int:
@@ -55,8 +71,9 @@ class Claim:
 
     def as_dict(self) -> dict:
         margin = None if self.margin is None else (f"{100 * self.margin:g}%" if self.relative else self.margin)
-        return {"text": self.text, "a": self.a, "b": self.b, "where": self.where, "metric": self.metric,
-                "expect": self.expect, "margin": margin}
+        out = {"text": self.text, "a": self.a, "b": self.b, "where": self.where, "metric": self.metric,
+               "expect": self.expect, "margin": margin}
+        return out | ({"b_metric": self.b_metric} if self.b_metric else {})
 
 
 def parse_claims(raw: Any, src: str, method: str | None = None) -> tuple[Claim, ...]:
@@ -66,46 +83,34 @@ def parse_claims(raw: Any, src: str, method: str | None = None) -> tuple[Claim, 
         return ()
     if not isinstance(raw, list):
         raise ConfigError(f"claims: expected a list of claims (text, a, b, metric, expect), got {shown(raw)} ({src})")
-    return tuple(_claim(item, f"claims[{i}]", src, method) for i, item in enumerate(raw))
+    try:
+        return tuple(_claim(item, f"claims[{i}]", method) for i, item in enumerate(raw))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} ({src})") from None
 
 
-def _claim(item: Any, where: str, src: str, method: str | None) -> Claim:
-    keys = KEYS
-    if not isinstance(item, dict):
-        raise ConfigError(f"{where}: expected a mapping with {', '.join(keys)}, got {shown(item)} ({src})")
-    for k in item:
-        if k not in keys:
-            raise ConfigError(f"{where}.{k}: unknown key; expected one of {', '.join(keys)} ({src})")
-    text = item.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise ConfigError(f"{where}.text: expected the hypothesis in words, got {shown(text)} ({src})")
-    arms = {}
-    for arm in ("a", "b", "where"):
-        value = item.get(arm, {} if arm == "where" else None)
-        if not isinstance(value, dict) or (arm != "where" and not value):
-            raise ConfigError(f"{where}.{arm}: expected a mapping of dotted config key -> value, got {shown(value)} ({src})")
-        arms[arm] = {str(k): v for k, v in value.items()}
-    if set(arms["a"]) != set(arms["b"]) or all(_same(arms["a"][k], arms["b"][k]) for k in arms["a"]):
-        raise ConfigError(f"{where}.b: expected the same keys as {where}.a with other values, got "
-                          f"a={arms['a']} b={arms['b']} ({src})")
-    metric = item.get("metric")
-    if metric is not None and not isinstance(metric, str):
-        raise ConfigError(f"{where}.metric: expected a metric name such as psnr, got {shown(metric)} ({src})")
-    if metric is not None and method is not None:
-        from dipddpm.metrics import check_metric_name
+def _claim(item: Any, where: str, method: str | None) -> Claim:
+    f = from_dict(ClaimFields, item, where)
+    for arm in ("text", "a", "b"):
+        if getattr(f, arm) is None:
+            expected = "the hypothesis in words" if arm == "text" else "a mapping of dotted config key -> value"
+            raise ConfigError(f"{where}.{arm}: expected {expected}, got null")
+    a, b = f.a, f.b
+    same_cells = set(a) == set(b) and all(_same(a[k], b[k]) for k in a)
+    if set(a) != set(b) or (same_cells and f.b_metric is None):
+        raise ConfigError(f"{where}.b: expected the same keys as {where}.a with other values (or b_metric to "
+                          f"read the same trials through another metric), got a={a} b={b}")
+    for key in ("metric", "b_metric"):
+        name = getattr(f, key)
+        if name is not None and method is not None:
+            from dipddpm.methods import check_metric_name
 
-        try:
-            check_metric_name(metric, method, f"{where}.metric")
-        except ConfigError as exc:
-            raise ConfigError(f"{exc} ({src})") from None
-    expect = item.get("expect", "greater")
-    if expect not in EXPECT:
-        raise ConfigError(f"{where}.expect: expected one of greater | less (the sign of A − B), got {shown(expect)} ({src})")
-    margin, relative = _margin(item.get("margin"), f"{where}.margin", src)
-    return Claim(text.strip(), arms["a"], arms["b"], arms["where"], metric, expect, margin, relative)
+            check_metric_name(name, method, f"{where}.{key}")
+    margin, relative = _margin(f.margin, f"{where}.margin")
+    return Claim(f.text.strip(), a, b, f.where or {}, f.metric, f.expect, margin, relative, f.b_metric)
 
 
-def _margin(raw: Any, where: str, src: str) -> tuple[float | None, bool]:
+def _margin(raw: Any, where: str) -> tuple[float | None, bool]:
     """`margin: 0.5` (the metric's units) or `margin: 5%` (relative to B); None: no equivalence test."""
     if raw is None:
         return None, False
@@ -119,7 +124,7 @@ def _margin(raw: Any, where: str, src: str) -> tuple[float | None, bool]:
     elif isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw) and raw > 0:
         return float(raw), False
     raise ConfigError(f"{where}: expected a number > 0 in the metric's units or a percentage such as 5%, "
-                      f"got {shown(raw)} ({src})")
+                      f"got {shown(raw)}")
 
 
 def load(run_dir: Path) -> tuple[Claim, ...]:

@@ -1,4 +1,4 @@
-"""A sweep's design, kept beside its records as sweep.json: what reports pair against (DESIGN §8, §13).
+"""A sweep's design, kept beside its records as sweep.json: what reports pair against (docs/design.md).
 
 Hydra keeps `.hydra/` beside a run; a run folder keeps its resolved sweep: name,
 method, headline, profile, the base settings (every config field as the
@@ -27,9 +27,10 @@ from pathlib import Path
 from dipddpm.config import EITHER_OR
 from dipddpm.errors import ConfigError
 
+from .record import Record
+
 log = logging.getLogger(__name__)
 FILE = "sweep.json"
-ORACLE, FLOOR = "ORACLE", "FLOOR"
 GROUPS = tuple(tuple(f"{sec}.{m}" for m in members) for sec, members in EITHER_OR)
 
 
@@ -89,16 +90,6 @@ def task_of(config: dict, test_ids: list[str]) -> str:
     else:
         noise = f"t_obs {deg.get('t_obs')} ({diff.get('beta_schedule')}, T={diff.get('num_train_timesteps')})"
     return f"{noise} · {','.join(test_ids) or '?'} · {data.get('size')} px"
-
-
-def tags_of(config: dict) -> tuple[str, ...]:
-    """ORACLE: staged targets from the clean image; FLOOR: an unconditional sample (start=noise)."""
-    tags = []
-    if (config.get("staged") or {}).get("targets") == "clean":
-        tags.append(ORACLE)
-    if (config.get("hybrid") or {}).get("start") == "noise":
-        tags.append(FLOOR)
-    return tuple(tags)
 
 
 @dataclass(frozen=True)
@@ -207,7 +198,7 @@ class Design:
                    parse_claims(d.get("claims"), src), d.get("replicate"), tuple(d["axes"]))
 
     def save(self, run_dir: Path) -> None:
-        from dipddpm.record import atomic_write_text
+        from dipddpm.atomic import atomic_write_text
 
         atomic_write_text(Path(run_dir) / FILE, json.dumps(self.as_dict(), indent=1, default=list))
 
@@ -215,6 +206,8 @@ class Design:
 def point_of(cell: dict, base: dict, config: dict, cell_key: str, test_ids: list[str], axes) -> Point:
     """A design cell from its raw grid values and the canonical config it resolved to; `axes`: the
     sweep's grid axes (an axis set here but null once canonical does not apply to this cell)."""
+    from dipddpm.methods import tags_of
+
     settings = apply(base, cell, base)
     flat = flatten(config)
     void = frozenset(a for a in axes if settings.get(a) is not None and flat.get(a) is None)
@@ -231,27 +224,24 @@ def load(run_dir: Path) -> Design | None:
         raise ConfigError(f"{path}: unreadable sweep design ({exc}); run the sweep again to rewrite it") from None
 
 
-def from_records(records: list[dict], claims=()) -> Design:
+def from_records(records: list[Record], claims=()) -> Design:
     """A design rebuilt from records alone (a run folder written before sweep.json existed).
 
     Exact where it can be: an axis' base value is its value in a trial whose cell does not set it.
     """
     first = records[0]
-    flats = [(r, flatten(r.get("config") or {})) for r in records]
-    axes = tuple(dict.fromkeys(k for r in records for k in (r.get("cell") or {})))
+    flats = [(r, flatten(r.config)) for r in records]
+    axes = tuple(dict.fromkeys(k for r in records for k in r.cell))
     base = dict(flats[0][1])
     for axis in axes:
-        base[axis] = next((f.get(axis) for r, f in flats if axis not in (r.get("cell") or {})
-                           and f.get(axis) is not None), None)
+        base[axis] = next((f.get(axis) for r, f in flats if axis not in r.cell and f.get(axis) is not None), None)
     points, seen = [], set()
     for r, flat in flats:
-        key = r.get("cell_key") or r["trial_key"]
-        if key in seen:
+        if r.cell_key in seen:
             continue
-        seen.add(key)
-        test_ids = [i.get("id") for i in (r.get("images") or {}).get("test", [])] or list(r.get("per_image") or {})
-        points.append(point_of(r.get("cell") or {}, base, r.get("config") or {}, key, test_ids, axes))
+        seen.add(r.cell_key)
+        points.append(point_of(r.cell, base, r.config, r.cell_key, r.test_ids, axes))
     log.warning("no %s in this run folder: the design is rebuilt from the records (run the sweep again to "
                 "record the sweep's own base)", FILE)
-    return Design(first.get("sweep") or "?", first.get("method") or "staged", "", "max", first.get("profile") or "?",
-                  base, points, sorted({r.get("seed", 0) for r in records}), tuple(claims), None, axes)
+    return Design(first.sweep or "?", first.method, "", "max", first.profile or "?", base, points,
+                  sorted({r.seed for r in records}), tuple(claims), None, axes)

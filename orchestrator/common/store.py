@@ -21,24 +21,27 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from .record import STATUSES as TERMINAL
+from .record import Record
+
 log = logging.getLogger(__name__)
-TERMINAL = ("ok", "diverged", "failed")
 KEY_RE = re.compile(r"[0-9a-f]{16}")
 
 
-def parse_line(line: str, where: str) -> dict | None:
+def parse_line(line: str, where: str) -> Record | None:
     """A record from one line, or None (with a warning naming `where`) when the line is not one."""
     try:
-        rec = json.loads(line)
+        raw = json.loads(line)
+        rec = Record.from_dict(raw)
     except json.JSONDecodeError:
         log.warning("%s: skipping an unreadable line (a write cut short?); its trial counts as not done", where)
         return None
-    if not isinstance(rec, dict) or rec.get("status") not in TERMINAL or not isinstance(rec.get("config"), dict):
+    except ValueError:
         log.warning("%s: skipping a line that is not a trial record (no status or config)", where)
         return None
-    key = rec.get("trial_key")
-    if not isinstance(key, str) or not KEY_RE.fullmatch(key):  # keys become folder names: checked first
-        log.warning("%s: skipping a record whose trial_key %r is not a trial key (16 hex digits)", where, key)
+    if not isinstance(rec.trial_key, str) or not KEY_RE.fullmatch(rec.trial_key):  # keys become folder names
+        log.warning("%s: skipping a record whose trial_key %r is not a trial key (16 hex digits)", where,
+                    rec.trial_key)
         return None
     return rec
 
@@ -73,24 +76,36 @@ class ResultsStore:
         # Made on use, so the store pickles (Tune pickles its callbacks with the experiment state).
         return FileLock(str(self.path) + ".lock")
 
-    def records(self) -> list[dict]:
+    def records(self) -> list[Record]:
         """Every readable record, the last one per trial key (a retried failure is replaced), except that an
-        ok record is never replaced by a later failed one (two drivers on one folder left both): said so."""
-        by_key: dict[str, dict] = {}
-        kept = 0
+        ok record is never replaced by a later failed one (two drivers on one folder left both): said so.
+        Every table, claim and `best` reads this one record of each trial."""
+        by_key: dict[str, Record] = {}
+        kept, differ = 0, set()
         for rec in self.history():
-            old = by_key.get(rec["trial_key"])
-            if old is not None and old["status"] == "ok" and rec["status"] != "ok":
+            old = by_key.get(rec.trial_key)
+            if old is not None and old.status == "ok" and rec.status != "ok":
                 kept += 1
                 continue
-            by_key[rec["trial_key"]] = rec
+            if old is not None and old.status == rec.status and (old.metrics, old.per_image) != (rec.metrics,
+                                                                                                 rec.per_image):
+                differ.add(rec.trial_key)
+            by_key[rec.trial_key] = rec
         if kept:
             log.warning("%s: %d trials have an ok record and a later %s one (two drivers on one folder?); the ok "
                         "records count", self.path, kept, "failed or diverged")
-        self._status = {k: r["status"] for k, r in by_key.items()}
+        if differ:
+            log.warning("%s: %d trial keys have several %s records with different figures (e.g. %s); the last one "
+                        "of each counts in every table", self.path, len(differ), "terminal", sorted(differ)[0])
+        damaged = [r for r in by_key.values() if r.damaged]
+        if damaged:
+            log.warning("%s: %d records hold values that are not finite numbers where figures belong (e.g. trial %s: "
+                        "%s); those values are left out, the rest of each record counts", self.path, len(damaged),
+                        damaged[0].trial_key, ", ".join(damaged[0].damaged[:3]))
+        self._status = {k: r.status for k, r in by_key.items()}
         return list(by_key.values())
 
-    def history(self) -> list[dict]:
+    def history(self) -> list[Record]:
         """Every readable record in file order, repeats included: the order the sweep received them in."""
         if not self.path.exists():
             return []
@@ -107,9 +122,11 @@ class ResultsStore:
         skip = ("ok", "diverged") if retry_failed else TERMINAL
         return {k for k, s in self.statuses().items() if s in skip}
 
-    def append(self, record: dict) -> bool:
+    def append(self, record: Record | dict) -> bool:
         """Append one record unless its key already has one with the same status (a failed one may be
         replaced by a later success); True if written. Raises ValueError for a record that is not one."""
+        if isinstance(record, Record):
+            record = record.as_dict()
         key, status = record.get("trial_key"), record.get("status")
         if not isinstance(key, str) or not KEY_RE.fullmatch(key) or status not in TERMINAL:
             raise ValueError(f"not a trial record: trial_key={key!r}, status={status!r}")
@@ -142,7 +159,7 @@ class ResultsStore:
         new folder) never resumes the runs of the folder it moved aside."""
         import uuid
 
-        from dipddpm.record import atomic_write_text
+        from dipddpm.atomic import atomic_write_text
 
         path = self.dir / "run.json"
         try:

@@ -1,2 +1,3 @@
-"""Turning finished records into answers: pairing, statistics, tables, claims' verdicts, figures,
-Markdown/CSV/JSON/HTML and the W&B report. Reads results.jsonl alone; imports common, never the sweep half."""
+"""The report's views: tables (`tables.py`, `claims_table.py`), text and CSV (`text.py`), the HTML page
+(`html.py`), figures (`figures.py`), the summary that heads them (`summary.py`), and the builder that reads a
+run folder and writes them (`build.py`). Reads results.jsonl alone; the statistics are `orchestrator.stats`."""

@@ -1,7 +1,8 @@
-"""`python -m orchestrator report RUN_DIR`: tables, Markdown, CSV, JSON and HTML from results.jsonl alone.
+"""`python -m orchestrator report RUN_DIR`: the report of a run folder, built from results.jsonl alone, and the
+files it is written as (Markdown, CSV, JSON, HTML).
 
-No Ray: the records and the per-trial files (curves.json, PNGs) beside them
-are all it reads. Writing never touches results.jsonl.
+No Ray: the records and the per-trial files (curves.json, PNGs) beside them are
+all it reads. Writing never touches results.jsonl.
 """
 
 from __future__ import annotations
@@ -11,23 +12,28 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from dipddpm.atomic import atomic_write_text
 from dipddpm.errors import ConfigError
-from dipddpm.record import atomic_write_text
+from dipddpm.method import ORACLE
 
-from .analysis import Section, build_sections, status_text
-from .render import report_json, report_markdown, rich_table
+from ..common.design import Design
+from ..common.metrics import default_metric, is_oracle_metric
+from ..common.record import Record
+from ..stats.pairing import Index
+from .claims_table import claim_rows, claims_table
+from .formats import FILES, FORMATS
+from .tables import (Section, best_table, cells_of, cells_table, comparisons_table, cost_table, early_stopping_table,
+                     effects_table, problems_table, references_table, status_text)
+from .text import report_json, report_markdown, rich_table
 
 log = logging.getLogger(__name__)
-FORMATS = ("all", "table", "markdown", "csv", "curves", "json", "html")
-FILES = {"markdown": "report.md", "csv": "results.csv", "curves": "curves.csv", "json": "report.json",
-         "html": "report.html"}
 TERMINAL_TABLES = ("cells", "comparisons", "effects", "best", "early_stopping", "problems", "claims")
 
 
 @dataclass
 class Report:
     run_dir: Path
-    records: list[dict]
+    records: list[Record]
     sections: list[Section]
     meta: dict
     design: object = None  # the sweep's Design
@@ -36,13 +42,13 @@ class Report:
     def figures(self) -> dict[str, dict[str, tuple[str, bytes | None]]]:
         """method -> {figure name: (caption, PNG)}; drawn once, shared by the HTML page and W&B."""
         if self._figures is None:
-            from .plots import section_figures
+            from .figures import section_figures
 
             self._figures = {s.method: section_figures(s, self.run_dir) for s in self.sections}
         return self._figures
 
 
-def load_records(run_dir: str | Path) -> list[dict]:
+def load_records(run_dir: str | Path) -> list[Record]:
     from ..common.store import ResultsStore
 
     path = Path(run_dir)
@@ -51,31 +57,29 @@ def load_records(run_dir: str | Path) -> list[dict]:
     records = ResultsStore(path).records()
     if not records:
         raise ConfigError(f"{path / 'results.jsonl'}: no complete records yet (run the sweep first)")
-    bad = next((r for r in records if not isinstance(r.get("config"), dict) or "status" not in r), None)
-    if bad is not None:
-        raise ConfigError(f"{path / 'results.jsonl'}: record {bad.get('trial_key')} has no config or status "
-                          "(expected records written by `python -m orchestrator sweep`)")
     return records
 
 
-def build_report(run_dir: str | Path, records: list[dict] | None = None, metric: str | None = None,
-                 mode: str | None = None, design=None, history: list[dict] | None = None) -> Report:
-    """The report of a run folder. `design`: the sweep's (default: the sweep.json its last run kept, else
-    one rebuilt from the records); `history`: every record in arrival order (default: results.jsonl's), from
-    which adaptive sweeps replay their claims' decisions."""
+def build_report(run_dir: str | Path, records: list | None = None, metric: str | None = None,
+                 mode: str | None = None, design=None, history: list | None = None) -> Report:
+    """The report of a run folder. `records` (Records or their dicts): default results.jsonl's; `design`: the
+    sweep's (default: the sweep.json its last run kept, else one rebuilt from the records); `history`: every
+    record in arrival order (default: results.jsonl's), from which adaptive sweeps replay their claims'
+    decisions."""
     from ..common import claims as claims_mod
     from ..common import design as design_mod
     from ..common.store import ResultsStore
 
     run_dir = Path(run_dir).resolve()
-    records = load_records(run_dir) if records is None else records
+    records = load_records(run_dir) if records is None else [_record(r) for r in records]
     if design is None:
         design = design_mod.load(run_dir) or design_mod.from_records(records, claims_mod.load(run_dir))
     records = _one_sweep(records, design, run_dir)
     if history is None:
         history = ResultsStore(run_dir).history() if (run_dir / "results.jsonl").is_file() else records
+    history = [_record(r) for r in history]
     sections = build_sections(records, design, metric or design.metric or None, mode or design.mode, history)
-    code = (records[-1].get("versions") or {}).get("dipddpm_code", "?")
+    code = records[-1].versions.get("dipddpm_code", "?")
     meta = {"title": f"dipddpm report · {design.name} · {design.profile}", "sweep": design.name,
             "profile": design.profile, "records": len(records), "status": status_text(records),
             "results": str(run_dir / "results.jsonl"), "code": code,
@@ -83,15 +87,20 @@ def build_report(run_dir: str | Path, records: list[dict] | None = None, metric:
     return Report(run_dir, records, sections, meta, design)
 
 
-def _one_sweep(records: list[dict], design, run_dir: Path) -> list[dict]:
+def _record(r) -> Record:
+    return r if isinstance(r, Record) else Record.from_dict(r)
+
+
+def _one_sweep(records: list[Record], design, run_dir: Path) -> list[Record]:
     """The records of the design's sweep and profile; others are counted in a warning, never mixed in."""
-    mine = [r for r in records if r.get("sweep", design.name) == design.name
-            and r.get("profile", design.profile) == design.profile and r.get("method", design.method) == design.method]
+    mine = [r for r in records if (r.sweep or design.name) == design.name
+            and (r.profile or design.profile) == design.profile and (r.method or design.method) == design.method]
     if len(mine) < len(records):
         others: dict[str, int] = {}
+        keep = {id(r) for r in mine}
         for r in records:
-            if r not in mine:
-                label = f"{r.get('sweep')}/{r.get('profile')} ({r.get('method')})"
+            if id(r) not in keep:
+                label = f"{r.sweep}/{r.profile} ({r.method})"
                 others[label] = others.get(label, 0) + 1
         log.warning("%s: %d of %d records belong to other sweeps or profiles (%s); reporting %s/%s only",
                     run_dir / "results.jsonl", len(records) - len(mine), len(records),
@@ -99,6 +108,46 @@ def _one_sweep(records: list[dict], design, run_dir: Path) -> list[dict]:
     if not mine:
         raise ConfigError(f"{run_dir / 'results.jsonl'}: no records of sweep {design.name} ({design.profile}) here")
     return mine
+
+
+def headline_for(method: str, metric: str | None) -> str:
+    from dipddpm.methods import check_metric_name
+
+    name = check_metric_name(metric, method, "--metric") if metric else default_metric(method)
+    if is_oracle_metric(name):
+        raise ConfigError(f"--metric: {name} is an {ORACLE} figure (it needs the clean image); "
+                          f"choose one reachable without ground truth, e.g. {default_metric(method)}")
+    return name
+
+
+def build_section(records: list[Record], design: Design, metric: str | None = None, mode: str = "max",
+                  history: list[Record] | None = None) -> Section:
+    from dipddpm.methods import get
+
+    method = design.method
+    headline = headline_for(method, metric)
+    index = Index(records, design)
+    cells = cells_of(records, design, headline, mode)
+    rows = claim_rows(design, index, headline, history if history is not None else records)
+    tables = [claims_table(rows, design)] if design.claims else []
+    tables += [cells_table(cells, method, headline), comparisons_table(index, method),
+               effects_table(index, method, headline), best_table(cells, method, headline, mode)]
+    if get(method).report.figure == "stage_curves":  # a method with an early-stopping point per fit
+        tables.append(early_stopping_table(cells, method))
+    tables += [cost_table(cells, method, headline), references_table(records, method), problems_table(records)]
+    return Section(method, headline, records, cells, index, tables, design, rows)
+
+
+def build_sections(records: list[Record], design: Design, metric: str | None = None, mode: str = "max",
+                   history: list[Record] | None = None) -> list[Section]:
+    from dipddpm.methods import names
+
+    methods = list(dict.fromkeys(r.method for r in records))
+    unknown = [m for m in methods if m not in names()]
+    if unknown:
+        raise ConfigError(f"results.jsonl: method {unknown[0]!r} is not one of {' | '.join(names())}")
+    mine = [r for r in records if r.method == design.method]
+    return [build_section(mine, design, metric, mode, history)] if mine else []
 
 
 def link_root(report: Report, out_dir: Path | None) -> str:
@@ -117,17 +166,17 @@ def render(report: Report, fmt: str, out_dir: Path | None = None) -> str:
 
         return report_markdown(report.sections, report.meta, summary_markdown(report.sections))
     if fmt == "csv":
-        from .tidy import results_csv
+        from .text import results_csv
 
         return results_csv(report.records, report.design)
     if fmt == "curves":
-        from .tidy import curves_csv
+        from .text import curves_csv
 
         return curves_csv(report.run_dir, report.records)
     if fmt == "json":
         return report_json(report.sections, report.meta)
     if fmt == "html":
-        from .html_report import report_html
+        from .html import report_html
 
         return report_html(report.sections, report.meta, report.run_dir, report.figures(), link_root(report, out_dir))
     raise ConfigError(f"--format: expected one of {' | '.join(FORMATS)}, got {fmt!r}")

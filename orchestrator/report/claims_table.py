@@ -1,25 +1,27 @@
-"""The claims table: each hypothesis the sweep states, its family-wise verdict, on fixed or adaptive sweeps."""
+"""The claims table: each hypothesis the sweep states and its family-wise verdict, from the rows an evaluator
+filled (`stats.verdicts`), on fixed grids and adaptive sweeps alike."""
 
 from __future__ import annotations
 
 import math
 
 from ..common.design import Design
-from .tabs import Tab, fired_pair, metric_title, short, tag_text
-from .claim_state import ClaimTracker, RowState
-from .claims import ClaimRow, evaluate_fixed, family
-from .pairing import Index
-from .sequential import first_interval_n
-from .stats import ALPHA, MIN_UNITS, Estimate
+from ..common.labels import metric_title, short, tag_text
+from ..stats.intervals import MIN_UNITS, Estimate
+from ..stats.pairing import Index
+from ..stats.sequential import first_interval_n
+from ..stats.units import problem_text
+from ..stats.verdicts import ALPHA, ClaimRow, ClaimTracker, evaluate_fixed, family
+from .tables import Tab, fired_pair
 
 
-def claim_rows(design: Design, index: Index, headline: str, history: list[dict]) -> list:
-    """Fixed grid: ClaimRows with Holm-adjusted verdicts. Under replicate: the tracker's RowStates, from the
-    records in arrival order (the first terminal record of each trial)."""
+def claim_rows(design: Design, index: Index, headline: str, history: list) -> list[ClaimRow]:
+    """Fixed grid: rows with Holm-adjusted verdicts. Under replicate: the tracker's rows, from the records in
+    arrival order (the first terminal record of each trial)."""
     if not design.claims:
         return []
     if design.replicate:
-        return ClaimTracker(design, headline).replay(history).states
+        return ClaimTracker(design, headline).replay(history).rows
     return evaluate_fixed(family(design, design.claims, headline), index, design.method)
 
 
@@ -42,27 +44,27 @@ def _label(row: ClaimRow) -> str:
     return row.claim.text + tag_text(row.tags)
 
 
-FIXED_COLS = ["claim", "task", "metric", "unit", "A", "B", "trial pairs", "n", "mean A", "mean B", "Δ = A − B", "p",
-              "p (Holm)", "margin", "TOST p (Holm)", "expected", "verdict", "diverged/failed", "ES fired (A vs B)"]
-SEQ_COLS = ["claim", "task", "metric", "unit", "A", "B", "trials", "n", "mean A", "mean B", "Δ = A − B",
-            "p (anytime)", "p (×K)", "margin", "equiv. p (×K)", "decided at", "expected", "verdict", "diverged/failed"]
+FIXED_COLS = ["claim", "task", "metric", "unit", "A", "B", "trial pairs", "n", "mean A", "mean B",
+              ("delta", "Δ = A − B"), "p", ("p_adj", "p (Holm)"), "margin", ("p_equiv_adj", "TOST p (Holm)"),
+              "expected", "verdict", "diverged/failed", "ES fired (A vs B)"]
+SEQ_COLS = ["claim", "task", "metric", "unit", "A", "B", "trials", "n", "mean A", "mean B", ("delta", "Δ = A − B"),
+            ("p", "p (anytime)"), ("p_adj", "p (×K)"), "margin", ("p_equiv_adj", "equiv. p (×K)"),
+            ("decided", "decided at"), "expected", "verdict", "diverged/failed"]
 
 
-def claims_table(rows: list, design: Design) -> Tab:
+def claims_table(rows: list[ClaimRow], design: Design) -> Tab:
     if design.replicate:
         return _sequential_table(rows)
     tab = Tab("claims", "Claims: each hypothesis the sweep states, tested on the pairs it ran (one family)",
               FIXED_COLS, terminal=("claim", "task", "metric", "n", "Δ = A − B", "p", "p (Holm)", "verdict",
-                        "ES fired (A vs B)"))
+                                    "ES fired (A vs B)"))
     for row in rows:
-        res, st = row.result, row.stats
-        diff = (_percent(res.diff) if row.claim.relative else res.diff) if res else None
+        diff = _percent(row.diff) if row.claim.relative else row.diff
         tab.rows.append([_label(row), row.task, metric_title(row.metric), row.kind, _arm(row.claim.a),
-                         _arm(row.claim.b), row.units.trial_pairs if row.units else 0, row.units.n if row.units else 0,
-                         res.mean_a if res else None, res.mean_b if res else None, diff, st.get("p"),
-                         st.get("p_holm"), row.claim.margin_text(), st.get("p_tost_holm"), _expected(row),
-                         row.verdict, row.units.problem_text() if row.units else "—",
-                         fired_pair(row.metric, row.record_pairs)])
+                         _arm(row.claim.b), row.units.trial_pairs if row.units else 0, row.n, row.mean_a,
+                         row.mean_b, diff, row.p.get("p"), row.p.get("p_adj"), row.claim.margin_text(),
+                         row.p.get("p_equiv_adj"), _expected(row), row.verdict,
+                         problem_text(row.problems), fired_pair(row.metric, row.record_pairs)])
     tab.note = ("One family: Holm adjusts every claim's two-sided t-test (and the two one-sided tests against "
                 f"±margin where a claim has one) together, so the chance of any false verdict stays ≤ {ALPHA:g}. "
                 "Δ's 95% interval is unadjusted. n counts independent units (the unit column); below 3 there is no "
@@ -74,28 +76,26 @@ def _expected(row: ClaimRow) -> str:
     return f"A {'>' if row.claim.expect == 'greater' else '<'} B"
 
 
-def _sequential_table(states: list[RowState]) -> Tab:
+def _sequential_table(rows: list[ClaimRow]) -> Tab:
     tab = Tab("claims", "Claims, decided sequentially as units arrived (anytime-valid confidence sequences, one "
                         "family)", SEQ_COLS, terminal=("claim", "trials", "n", "Δ = A − B", "p (anytime)", "p (×K)",
-                                          "equiv. p (×K)", "decided at", "verdict"))
-    k = max(sum(1 for s in states if s.row.pairs), 1)
+                                                       "equiv. p (×K)", "decided at", "verdict"))
+    k = max(sum(1 for r in rows if r.pairs), 1)
     first = first_interval_n(ALPHA / k)
-    for st in states:
-        row, dec = st.row, st.decision
-        n, mean, low, high = (dec["n"], dec["mean"], dec["low"], dec["high"]) if dec else \
-            (st.d.n, st.d.mean, st.low, st.high)
-        est = None
-        if n:
-            bounded = math.isfinite(low) and math.isfinite(high)
-            est = Estimate(mean, low if bounded else None, high if bounded else None, n)
+    for row in rows:
+        dec = row.decision
+        est = row.diff
+        if dec is not None:
+            bounded = math.isfinite(dec.low) and math.isfinite(dec.high)
+            est = Estimate(dec.mean, dec.low if bounded else None, dec.high if bounded else None, dec.n)
         diff = _percent(est) if row.claim.relative else est
-        decided = f"{dec['n']} units, {dec['trials']} trials" if dec else f"undecided ({st.d.n} units)"
-        ps = (dec or st.p_values()) if row.pairs and n >= MIN_UNITS else {}  # at the decision, else now
+        decided = f"{dec.n} units, {dec.trials} trials" if dec else f"undecided ({row.n} units)"
+        n = dec.n if dec else row.n
+        ps = (dec.p if dec else row.p) if row.pairs and n >= MIN_UNITS else {}  # at the decision, else now
         tab.rows.append([_label(row), row.task, metric_title(row.metric), row.kind, _arm(row.claim.a),
-                         _arm(row.claim.b), st.trials, st.d.n, st.a.mean if st.a.n else None,
-                         st.b.mean if st.b.n else None, diff, ps.get("p"), ps.get("p_adj"), row.claim.margin_text(),
-                         ps.get("p_equiv_adj"), decided, _expected(row),
-                         st.verdict() + (" (sequential)" if dec else ""), _problems(st)])
+                         _arm(row.claim.b), row.trials, row.n, row.mean_a, row.mean_b, diff, ps.get("p"),
+                         ps.get("p_adj"), row.claim.margin_text(), ps.get("p_equiv_adj"), decided, _expected(row),
+                         row.verdict + (" (sequential)" if dec else ""), problem_text(row.problems)])
     tab.note = (f"Each claim's interval is a confidence sequence at level 1 − {ALPHA:g}/{k} (α split over the family's "
                 f"{k} claims), valid at every number of units at once, so reading it after every unit is allowed; "
                 "a claim is decided when it excludes 0 (supported / contradicted) or lies inside ±margin "
@@ -107,10 +107,3 @@ def _sequential_table(states: list[RowState]) -> Tab:
                 "±margin. Δ, n, p: at the decision (or now, when undecided); trials: the records of the claim's "
                 "cells.")
     return tab
-
-
-def _problems(st: RowState) -> str:
-    pa, pb = st.problems["a"], st.problems["b"]
-    if not any(pa.values()) and not any(pb.values()):
-        return "—"
-    return f"A {pa['diverged']}/{pa['failed']} · B {pb['diverged']}/{pb['failed']}"

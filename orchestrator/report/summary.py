@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 
-from .render import fmt
-from .tabs import Tab
+from .tables import Tab
+from .text import fmt
 
 
 def _rows(tab: Tab | None) -> list[dict]:
-    return [dict(zip(tab.columns, r)) for r in tab.rows] if tab else []
+    """A table's rows by column key (never by its display titles)."""
+    return tab.dicts() if tab else []
 
 
 def summary_lines(sections) -> dict[str, list[str]]:
@@ -24,27 +25,27 @@ def summary_lines(sections) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {"claims": [], "best": [], "cost": []}
     for s in sections:
         tabs = {t.name: t for t in s.tables}
-        for c in _rows(tabs.get("claims")):
-            decided = "decided at" in c and not str(c["decided at"]).startswith("undecided")
+        claims = tabs.get("claims")
+        for c in _rows(claims):
+            decided = "decided" in c and not str(c["decided"]).startswith("undecided")
             # the p that carries the verdict: the equivalence test's for "equivalent", else the test of Δ = 0
-            cols = ("TOST p (Holm)", "equiv. p (×K)") if str(c["verdict"]).startswith("equivalent") else \
-                ("p (Holm)", "p (×K)")
-            adj = next(((col, c[col]) for col in cols if c.get(col) is not None), None)
-            padj = f", {adj[0]} {fmt(adj[1], adj[0])}" if adj else ""
+            key = "p_equiv_adj" if str(c["verdict"]).startswith("equivalent") else "p_adj"
+            title = claims.columns[claims.keys.index(key)]
+            padj = f", {title} {fmt(c[key], title)}" if c.get(key) is not None else ""
             n = f"n = {c['n']} {_unit(c.get('unit'))}"
             if decided:  # Δ and p are read at the decision; later units do not change it
-                n = f"decided at {c['decided at']} ({c['n']} units now)"
-            out["claims"].append(f"{c['claim']}: {c['verdict']} (Δ {fmt(c['Δ = A − B'], 'Δ')}, {n}{padj})")
+                n = f"decided at {c['decided']} ({c['n']} units now)"
+            out["claims"].append(f"{c['claim']}: {c['verdict']} (Δ {fmt(c['delta'], 'Δ')}, {n}{padj})")
         refs = {r["task"]: r for r in _rows(tabs.get("references"))}
         for b in _rows(tabs.get("best")):
             if b["rank"] != 1:
                 continue
-            ref = refs.get(b["task"]) or {}
-            beside = "; ".join(f"{name} {fmt(ref[col], 'psnr')}" for name, col in
-                               (("CBM3D", "CBM3D psnr"), ("NL-means", "NL-means psnr"), ("TV", "TV psnr"),
-                                ("observation", "observation psnr"))
-                               if ref.get(col) is not None)
-            out["best"].append(f"{b['task']}: #{b['#']} {b['grid cell']}, {s.headline} {fmt(b[s.headline], s.headline)}"
+            ref = refs.get(b["task"], {})
+            beside = "; ".join(f"{name} {fmt(ref[key], 'psnr')}" for name, key in
+                               (("CBM3D", "psnr_cbm3d"), ("NL-means", "psnr_nlm"), ("TV", "psnr_tv"),
+                                ("observation", "psnr_observation"))
+                               if ref.get(key) is not None)
+            out["best"].append(f"{b['task']}: #{b['#']} {b['grid cell']}, {s.headline} {fmt(b['headline'], s.headline)}"
                                + (f" (beside {beside})" if beside else ""))
         out["cost"].append(_cost(s))
     return out
@@ -58,8 +59,8 @@ def _cost(s) -> str:
     recs = s.records
     statuses: dict[str, int] = {}
     for r in recs:
-        statuses[r.get("status", "?")] = statuses.get(r.get("status", "?"), 0) + 1
-    total = lambda k: math.fsum(v for r in recs for v in [(r.get("metrics") or {}).get(k)]  # noqa: E731
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+    total = lambda k: math.fsum(v for r in recs for v in [r.metrics.get(k)]  # noqa: E731
                                 if isinstance(v, (int, float)) and math.isfinite(v))
     return (f"{len(recs)} trials ({', '.join(f'{n} {k}' for k, n in sorted(statuses.items()))}) in "
             f"{len(s.cells)} grid cells; {total('time_s') / 3600:.2f} h of attributed compute, "

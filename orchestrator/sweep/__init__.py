@@ -1,2 +1,3 @@
-"""Running sweeps: the spec (YAML -> trials), the Ray Tune runner, the trainable, the hub on the
-driver's node, the live view and W&B logging. Imports the report half (the closing report) and common."""
+"""Running sweeps: the spec (YAML -> SweepSpec) and its plan (-> trials), the Ray Tune runner, the searcher
+that proposes the next trial, the trainable, the hub on the driver's node, the recorder (the one writer of
+results.jsonl) and the live view. Imports wandb_io, report, stats and common; nothing imports it."""

@@ -1,6 +1,6 @@
 """The sweep's hub: one actor on the driver's node, the only way a trial's output reaches a disk.
 
-Nodes of a cluster usually share no disk (DESIGN §11), so what a trial makes
+Nodes of a cluster usually share no disk (docs/design.md, "The cluster data path"), so what a trial makes
 travels through Ray to this actor, pinned to the node the driver runs on:
 
 - the run folder: each finished trial's files (result.json, curves.json, PNGs)
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import shutil
 import threading
@@ -29,6 +28,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from dipddpm.atomic import atomic_write_bytes, install_tree
 
 log = logging.getLogger(__name__)
 
@@ -45,52 +46,8 @@ def check_key(key: str) -> str:
     return key
 
 
-def _safe_rel(rel: str) -> Path:
-    p = Path(rel)
-    if p.is_absolute() or not p.parts or any(part in ("", ".", "..") for part in p.parts):
-        raise ValueError(f"not a relative file path: {rel!r}")
-    return p
-
-
-def install_tree(final: Path, files: dict[str, bytes]) -> None:
-    """Write `files` (relative path -> bytes) as the folder `final`: written aside, then renamed in."""
-    rels = {_safe_rel(rel): data for rel, data in files.items()}  # every path checked before any is written
-    tag = uuid.uuid4().hex[:8]
-    staging = final.with_name(f".{final.name}.staging-{tag}")
-    staging.mkdir(parents=True)
-    try:
-        for rel, data in rels.items():
-            path = staging / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    aside = None
-    if final.exists():  # a retried or resumed trial replaces its earlier files
-        aside = final.with_name(f".{final.name}.old-{tag}")
-        final.rename(aside)
-    staging.rename(final)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
 def _write_file(path: Path, data: bytes) -> None:
-    """Written aside, then renamed: a reader never sees half an entry."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data, mode=0o644)
 
 
 @dataclass

@@ -1,52 +1,89 @@
-"""Sweep YAML -> validated SweepSpec -> the list of distinct trials (DESIGN §5).
+"""A sweep YAML -> a validated SweepSpec (docs/design.md, "Sweeps"); `plan.py` expands it into trials.
 
 A sweep holds: name, method, metric, base, grid (a mapping: cartesian product;
-or a list of mappings: the union of their products), seeds, resources and
-profiles (cpu | gpu: base, grid, seeds, resources). Precedence, lowest first:
-defaults -> built-in profile -> base -> profiles.<name>.base -> grid cell -> seed.
-Cells that become equal once inapplicable fields are nulled run once.
+or a list of mappings: the union of their products), seeds or replicate,
+resources, profiles (cpu | gpu: base, grid, seeds, resources, replicate) and
+claims. Parsed by the project's one validator (`dipddpm.schema`): an unknown key,
+a wrong type or an out-of-range value is one line naming its dotted path and
+the file.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import itertools
-import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dipddpm.config import TrialConfig, config_dict, merged_layers, nested, trial_key
-from dipddpm.trial import resolve
 from dipddpm.errors import ConfigError, shown as shown_value
-from dipddpm.images import ImageSet, images_for
-from dipddpm.metrics import check_metric_name
+from dipddpm.schema import from_dict
+from dipddpm.schema import spec as fld
 from dipddpm.yamlio import load_file
 
 from ..common.claims import parse_claims
-from ..common.design import Design, flatten, point_of
-from ..common.metrics import DEFAULT_METRIC, ORACLE_METRICS
+from ..common.metrics import default_metric, is_oracle_metric
 
-TOP_KEYS = ("name", "method", "metric", "base", "grid", "seeds", "resources", "profiles", "description", "claims",
-            "replicate")
-PROFILE_KEYS = ("base", "grid", "seeds", "resources", "replicate")
-REPLICATE_KEYS = ("min_seeds", "max_seeds", "budget")
-BUDGET_KEYS = ("trials", "hours")
+NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
+
+# ---- the file's shape, as the schema reads it --------------------------------------------------
 
 @dataclass(frozen=True)
 class Resources:
-    cpu: float = 1.0
-    gpu: float = 0.0
+    cpu: float = fld(1.0, (lambda v: v > 0, "a number > 0"), "CPUs per trial")
+    gpu: float = fld(0.0, (lambda v: v >= 0 and (v <= 1 or v == int(v)),
+                           "a number >= 0: a fraction <= 1 or a whole number of GPUs"), "GPUs per trial (0.25: four share one)")
 
 
 @dataclass(frozen=True)
+class BudgetFields:
+    trials: int | None = fld(None, (lambda v: v >= 1, "an integer >= 1"), "records of this sweep's trials")
+    hours: float | None = fld(None, (lambda v: v > 0, "a number of hours > 0"), "this run's wall time")
+
+
+@dataclass(frozen=True)
+class ReplicateFields:
+    min_seeds: int | None = fld(None, (lambda v: v >= 1, "an integer >= 1"), "seeds every cell starts with")
+    max_seeds: int | None = fld(None, (lambda v: v >= 1, "an integer >= 1"), "seeds a claimed cell may reach")
+    budget: BudgetFields | None = fld(None, doc="when to stop proposing")
+
+
+@dataclass(frozen=True)
+class ProfileFields:
+    base: dict | None = fld(None, doc="merged over the sweep's base")
+    grid: Any = fld(None, doc="each axis it names replaces that axis' values")
+    seeds: tuple[int, ...] | None = fld(None, (lambda v: v >= 0, "an integer >= 0"))
+    resources: Resources | None = fld(None)
+    replicate: ReplicateFields | None = fld(None)
+
+
+@dataclass(frozen=True)
+class ProfilesFields:
+    cpu: ProfileFields | None = fld(None)
+    gpu: ProfileFields | None = fld(None)
+
+
+@dataclass(frozen=True)
+class SweepFields:
+    name: str | None = fld(None, (lambda v: re.fullmatch(NAME_RE, v) is not None, "a name of letters, digits, _ . -"))
+    method: str | None = fld(None, doc="staged | hybrid")
+    metric: Any = fld(None, doc="the headline: a name, or {name, mode}")
+    base: dict | None = fld(None, doc="a full trial config's fields (dotted or nested)")
+    grid: Any = fld(None, doc="dotted key -> list of values, or a list of such mappings")
+    seeds: tuple[int, ...] | None = fld(None, (lambda v: v >= 0, "an integer >= 0"))
+    resources: Resources | None = fld(None)
+    profiles: ProfilesFields | None = fld(None)
+    description: str | None = fld(None)
+    claims: Any = fld(None, doc="hypotheses the report tests (common/claims.py)")
+    replicate: ReplicateFields | None = fld(None)
+
+
+# ---- what the planner reads --------------------------------------------------------------------
+
+@dataclass(frozen=True)
 class Replicate:
-    """Adaptive replication (DESIGN §14): every cell starts at seeds 0 … min_seeds−1; cells that an
-    undecided claim pairs gain seeds up to max_seeds − 1, within the budget."""
+    """Adaptive replication (docs/design.md, "Adaptive replication"): every cell starts at seeds
+    0 … min_seeds−1; cells that an undecided claim pairs gain seeds up to max_seeds − 1, within the budget."""
 
     min_seeds: int = 3
     max_seeds: int = 20
@@ -79,109 +116,71 @@ class SweepSpec:
     resources: Resources
     profiles: dict  # name -> ProfileSpec
     source: str = "<sweep>"
-    claims: tuple = ()  # orchestrator.claims.Claim: hypotheses the report tests
+    claims: tuple = ()  # common.claims.Claim: hypotheses the report tests
     replicate: dict | None = None  # the sweep's replicate: section, checked (see `replication`)
 
 
-@dataclass(frozen=True)
-class Trial:
-    key: str
-    config: TrialConfig
-    cell: dict  # the grid cell's axis values (dotted keys), for tables
-    cell_key: str  # hash of the config without its seed: the seeds of one cell share it
-    images: ImageSet  # resolved on the driver: what the trial receives as data
-
-    def described_images(self) -> dict:
-        return {part: [img.describe() for img in getattr(self.images, part)] for part in ("test", "pool")}
-
-    @property
-    def seed(self) -> int:
-        return self.config.seed
-
-
-def _err(src: str, path: str, expected: str, got: Any) -> ConfigError:
-    shown = "null" if got is None else shown_value(got)
-    return ConfigError(f"{path}: expected {expected}, got {shown} ({src})")
-
-
 def load_spec(path: str | Path) -> SweepSpec:
-    data = load_file(path)
-    return parse_spec(data, str(path))
+    return parse_spec(load_file(path), str(path))
 
 
 def parse_spec(data: Any, src: str = "<sweep>") -> SweepSpec:
+    """The sweep file's mapping, checked; every error one line naming the dotted key and `src`."""
     if not isinstance(data, dict):
-        raise _err(src, "sweep", "a mapping with name, method, base, grid, seeds", data)
-    for key in data:
-        if key not in TOP_KEYS:
-            raise ConfigError(f"{key}: unknown key; expected one of {', '.join(TOP_KEYS)} ({src})")
-    name = data.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise _err(src, "name", "a name of letters, digits, _ . -", name)
-    method = data.get("method")
-    if method not in ("staged", "hybrid"):
-        raise _err(src, "method", "one of staged | hybrid", method)
-    metric, mode = _metric(data.get("metric"), method, src)
-    profiles = data.get("profiles") or {}
-    if not isinstance(profiles, dict):
-        raise _err(src, "profiles", "a mapping with cpu and/or gpu", profiles)
-    parsed_profiles = {}
-    for pname, body in profiles.items():
-        if pname not in ("cpu", "gpu"):
-            raise ConfigError(f"profiles.{pname}: unknown profile; expected cpu or gpu ({src})")
-        parsed_profiles[pname] = _profile(body, f"profiles.{pname}", src)
-    _one_of_seeds_or_replicate(data, "", src)
-    spec = SweepSpec(name, method, metric, mode, _mapping(data.get("base"), "base", src),
-                     _grid(data.get("grid"), "grid", src), _seeds(data.get("seeds", [0]), "seeds", src),
-                     _resources(data.get("resources"), "resources", src) or Resources(), parsed_profiles, src,
-                     parse_claims(data.get("claims"), src, method), _replicate(data.get("replicate"), "replicate", src))
-    for pname in parsed_profiles:
+        raise ConfigError(f"sweep: expected a mapping with name, method, base, grid, seeds, got {shown(data)} ({src})")
+    try:
+        f = from_dict(SweepFields, data)
+        spec = _spec(f, data, src)
+    except ConfigError as exc:
+        text = str(exc)
+        raise ConfigError(text if text.endswith(f"({src})") else f"{text} ({src})") from None
+    for pname in spec.profiles:
         replication(spec, pname)  # a profile's keys over the sweep's must make a valid rule too
     return spec
 
 
-def _one_of_seeds_or_replicate(data: dict, prefix: str, src: str) -> None:
+def _spec(f: SweepFields, data: dict, src: str) -> SweepSpec:
+    from dipddpm.methods import names
+
+    if f.name is None:
+        raise ConfigError("name: expected a name of letters, digits, _ . -, got null")
+    if f.method not in names():
+        raise ConfigError(f"method: expected one of {' | '.join(names())}, got {shown(f.method)}")
+    metric, mode = _metric(f.metric, f.method)
+    _one_of_seeds_or_replicate(data, "")
+    profiles, given = {}, data.get("profiles") or {}
+    for pname in ("cpu", "gpu"):
+        prof = getattr(f.profiles, pname) if f.profiles is not None else None
+        raw = given.get(pname)
+        if raw is not None:
+            _one_of_seeds_or_replicate(raw, f"profiles.{pname}.")
+            profiles[pname] = ProfileSpec(prof.base or {}, _grid(prof.grid, f"profiles.{pname}.grid")
+                                          if prof.grid is not None else None, _seeds(prof.seeds, f"profiles.{pname}.seeds"),
+                                          prof.resources, _replicate(prof.replicate))
+        elif pname in given:
+            profiles[pname] = ProfileSpec()
+    return SweepSpec(f.name, f.method, metric, mode, f.base or {}, _grid(f.grid, "grid"),
+                     _seeds(f.seeds, "seeds") or [0], f.resources or Resources(), profiles, src,
+                     parse_claims(data.get("claims"), src, f.method), _replicate(f.replicate))
+
+
+def shown(value) -> str:
+    return "null" if value is None else shown_value(value)
+
+
+def _one_of_seeds_or_replicate(data: dict, prefix: str) -> None:
     if data.get("seeds") is not None and data.get("replicate") is not None:
         raise ConfigError(f"{prefix}replicate: set either {prefix}seeds (a fixed list) or {prefix}replicate "
-                          f"(seeds 0, 1, … added while claims are undecided), not both ({src})")
+                          f"(seeds 0, 1, … added while claims are undecided), not both")
 
 
-def _replicate(raw: Any, path: str, src: str) -> dict | None:
-    """The keys of a replicate: section, each checked (the rule they make is checked by `replication`)."""
-    if raw is None:
+def _replicate(f: ReplicateFields | None) -> dict | None:
+    """The keys a replicate: section sets (the rule they make is checked by `replication`)."""
+    if f is None:
         return None
-    if not isinstance(raw, dict):
-        raise _err(src, path, "a mapping with min_seeds, max_seeds, budget", raw)
-    out = {}
-    for key, value in raw.items():
-        if key not in REPLICATE_KEYS:
-            raise ConfigError(f"{path}.{key}: unknown key; expected one of {', '.join(REPLICATE_KEYS)} ({src})")
-        if key == "budget":
-            out |= _budget(value, f"{path}.budget", src)
-        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise _err(src, f"{path}.{key}", "an integer >= 1", value)
-        else:
-            out[key] = value
-    return out
-
-
-def _budget(raw: Any, path: str, src: str) -> dict:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise _err(src, path, "a mapping with trials and/or hours", raw)
-    out = {}
-    for key, value in raw.items():
-        if key not in BUDGET_KEYS:
-            raise ConfigError(f"{path}.{key}: unknown key; expected one of {', '.join(BUDGET_KEYS)} ({src})")
-        if value is None:
-            continue
-        if key == "trials" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise _err(src, f"{path}.trials", "an integer >= 1", value)
-        if key == "hours" and (isinstance(value, bool) or not isinstance(value, (int, float))
-                               or not math.isfinite(value) or value <= 0):
-            raise _err(src, f"{path}.hours", "a number of hours > 0", value)
-        out[f"budget_{key}"] = value
+    out = {k: getattr(f, k) for k in ("min_seeds", "max_seeds") if getattr(f, k) is not None}
+    if f.budget is not None:
+        out |= {f"budget_{k}": getattr(f.budget, k) for k in ("trials", "hours") if getattr(f.budget, k) is not None}
     return out
 
 
@@ -205,220 +204,50 @@ def replication(spec: SweepSpec, profile: str, overrides: dict | None = None) ->
     return rule
 
 
-def seeds_for(spec: SweepSpec, profile: str, rule: Replicate | None = None) -> list[int]:
-    """The seeds a profile's trials may use: the fixed list, or 0 … max_seeds−1 under replication."""
-    if rule is not None:
-        return list(range(rule.max_seeds))
-    prof = spec.profiles.get(profile, ProfileSpec())
-    return prof.seeds or spec.seeds
+def _metric(raw: Any, method: str) -> tuple[str, str]:
+    from dipddpm.methods import check_metric_name
 
-
-def _metric(raw: Any, method: str, src: str) -> tuple[str, str]:
     if raw is None:
-        return DEFAULT_METRIC[method], "max"
+        return default_metric(method), "max"
     if isinstance(raw, str):
         raw = {"name": raw}
     if not isinstance(raw, dict) or set(raw) - {"name", "mode"}:
-        raise _err(src, "metric", "a mapping with name and mode", raw)
-    name, mode = raw.get("name", DEFAULT_METRIC[method]), raw.get("mode", "max")
+        raise ConfigError(f"metric: expected a mapping with name and mode, got {shown(raw)}")
+    name, mode = raw.get("name", default_metric(method)), raw.get("mode", "max")
     if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
-        raise _err(src, "metric.name", "a metric name such as psnr_es", name)
-    try:
-        check_metric_name(name, method, "metric.name")
-    except ConfigError as exc:
-        raise ConfigError(f"{exc} ({src})") from None
-    if name in ORACLE_METRICS:
-        raise _err(src, "metric.name", "a metric reachable without ground truth (not an ORACLE figure)", name)
+        raise ConfigError(f"metric.name: expected a metric name such as psnr_es, got {shown(name)}")
+    check_metric_name(name, method, "metric.name")
+    if is_oracle_metric(name):
+        raise ConfigError(f"metric.name: expected a metric reachable without ground truth (not an ORACLE figure), "
+                          f"got {shown(name)}")
     if mode not in ("max", "min"):
-        raise _err(src, "metric.mode", "one of max | min", mode)
+        raise ConfigError(f"metric.mode: expected one of max | min, got {shown(mode)}")
     return name, mode
 
 
-def _mapping(raw: Any, path: str, src: str) -> dict:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise _err(src, path, "a mapping of config keys", raw)
-    return raw
-
-
-def _grid(raw: Any, path: str, src: str) -> list:
+def _grid(raw: Any, path: str) -> list:
     if raw is None:
         return [{}]
     blocks = raw if isinstance(raw, list) else [raw]
     if isinstance(raw, list) and not raw:
-        raise _err(src, path, "a mapping of key -> list of values, or a non-empty list of them", raw)
+        raise ConfigError(f"{path}: expected a mapping of key -> list of values, or a non-empty list of them, got []")
     out = []
     for i, block in enumerate(blocks):
         where = f"{path}[{i}]" if isinstance(raw, list) else path
         if not isinstance(block, dict):
-            raise _err(src, where, "a mapping of dotted key -> list of values", block)
+            raise ConfigError(f"{where}: expected a mapping of dotted key -> list of values, got {shown(block)}")
         for key, values in block.items():
             if not isinstance(values, list) or not values:
-                raise _err(src, f"{where}.{key}", "a non-empty list of values", values)
+                raise ConfigError(f"{where}.{key}: expected a non-empty list of values, got {shown(values)}")
         out.append(dict(block))
     return out
 
 
-def _seeds(raw: Any, path: str, src: str) -> list:
-    if not isinstance(raw, list) or not raw or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                                     for s in raw):
-        raise _err(src, path, "a non-empty list of integers >= 0", raw)
-    if len(set(raw)) != len(raw):
-        raise _err(src, path, "distinct seeds", raw)
-    return raw
-
-
-def _resources(raw: Any, path: str, src: str) -> Resources | None:
-    if raw is None:
+def _seeds(seeds: tuple | None, path: str) -> list | None:
+    if seeds is None:
         return None
-    if not isinstance(raw, dict):
-        raise _err(src, path, "a mapping with cpu and gpu", raw)
-    for key, value in raw.items():
-        if key not in ("cpu", "gpu"):
-            raise ConfigError(f"{path}.{key}: unknown key; expected cpu or gpu ({src})")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise _err(src, f"{path}.{key}", "a finite number >= 0", value)
-    res = Resources(float(raw.get("cpu", 1)), float(raw.get("gpu", 0)))
-    if res.cpu <= 0:
-        raise _err(src, f"{path}.cpu", "a number > 0", raw.get("cpu"))
-    if res.gpu > 1 and res.gpu != int(res.gpu):
-        raise _err(src, f"{path}.gpu", "a fraction <= 1 or a whole number of GPUs", raw.get("gpu"))
-    return res
-
-
-def _profile(raw: Any, path: str, src: str) -> ProfileSpec:
-    if raw is None:
-        return ProfileSpec()
-    if not isinstance(raw, dict):
-        raise _err(src, path, "a mapping with base, grid, seeds, resources, replicate", raw)
-    for key in raw:
-        if key not in PROFILE_KEYS:
-            raise ConfigError(f"{path}.{key}: unknown key; expected one of {', '.join(PROFILE_KEYS)} ({src})")
-    _one_of_seeds_or_replicate(raw, f"{path}.", src)
-    return ProfileSpec(_mapping(raw.get("base"), f"{path}.base", src),
-                       _grid(raw["grid"], f"{path}.grid", src) if "grid" in raw else None,
-                       _seeds(raw["seeds"], f"{path}.seeds", src) if "seeds" in raw else None,
-                       _resources(raw.get("resources"), f"{path}.resources", src),
-                       _replicate(raw.get("replicate"), f"{path}.replicate", src))
-
-
-# ---- expansion ------------------------------------------------------------------------------
-
-def effective_grid(spec: SweepSpec, profile: str) -> list:
-    """The sweep's grid with each axis the profile names given the profile's values, wherever it appears."""
-    prof = spec.profiles.get(profile, ProfileSpec())
-    if not prof.grid:
-        return spec.grid
-    override = {k: v for block in prof.grid for k, v in block.items()}
-    known = {k for block in spec.grid for k in block}
-    for key in override:
-        if key not in known:
-            raise ConfigError(f"profiles.{profile}.grid.{key}: expected an axis of the sweep's grid "
-                              f"({', '.join(sorted(known)) or 'none'}), got a new one ({spec.source})")
-    return [{k: override.get(k, v) for k, v in block.items()} for block in spec.grid]
-
-
-def _cells(grid: list) -> list[dict]:
-    cells = []
-    for block in grid:
-        keys = list(block)
-        for combo in itertools.product(*(block[k] for k in keys)):
-            cells.append(dict(zip(keys, combo)))
-    return cells
-
-
-MAX_TRIALS = 5000  # a grid that expands to more is almost always a typo (4 values on 10 axes: 4^10 cells)
-
-
-def trial_count(spec: SweepSpec, profile: str, rule: Replicate | None = None) -> int:
-    """Cells × seeds (every seed replication may add), counted from the grid's shape without expanding it."""
-    cells = sum(math.prod(len(v) for v in block.values()) for block in effective_grid(spec, profile))
-    return cells * len(seeds_for(spec, profile, rule))
-
-
-@dataclass
-class Plan:
-    """What a sweep may run on one profile: its distinct trials (every cell × every seed it may use),
-    how many cells merged into equal ones, its design (kept as sweep.json) and its replication rule."""
-
-    trials: list[Trial]
-    merged: int
-    design: Design
-    replicate: Replicate | None
-
-    def initial(self) -> list[Trial]:
-        """The trials every cell runs: all of them on a fixed grid, seeds below min_seeds under replication."""
-        if self.replicate is None:
-            return self.trials
-        return [t for t in self.trials if t.seed < self.replicate.min_seeds]
-
-
-def plan(spec: SweepSpec, profile: str, base: Path | None = None, max_trials: int = MAX_TRIALS,
-         replicate: dict | None = None) -> Plan:
-    """Resolve every cell once (its seeds are the same config with another seed), read its images (paths
-    relative to `base`, default the working directory, once per file) and build the design. A grid of more
-    than `max_trials` cells × seeds is refused before anything is expanded. `replicate`: flags over the
-    sweep's replicate: section."""
-    rule = replication(spec, profile, replicate)
-    seeds = seeds_for(spec, profile, rule)
-    n = trial_count(spec, profile, rule)
-    if n > max_trials:
-        raise ConfigError(f"grid: expected at most {max_trials} trials (cells × seeds) for profile {profile}, got {n} "
-                          f"({spec.source}); narrow the grid (a list of blocks varies one factor at a time) or "
-                          "raise the limit with --max-trials")
-    prof = spec.profiles.get(profile, ProfileSpec())
-    layers = [("method", {"method": spec.method}), (f"base ({spec.source})", _nested(spec.base, "base", spec)),
-              (f"profiles.{profile}.base", _nested(prof.base, f"profiles.{profile}.base", spec))]
-    settings = flatten(merged_layers(layers, profile))
-    settings.pop("seed", None)
-    cells = _cells(effective_grid(spec, profile))
-    axes = tuple(dict.fromkeys(k for cell in cells for k in cell))
-    trials: dict[str, Trial] = {}
-    points = []
-    for cell in cells:
-        try:
-            cfg = resolve(layers + [("grid cell", _nested(cell, "grid", spec)), ("seed", {"seed": seeds[0]})], profile)
-            images = images_for(cfg, base)
-        except ConfigError as exc:
-            label = ", ".join(f"{k}={v}" for k, v in cell.items()) or "base"
-            raise ConfigError(f"{exc} ({spec.source}, grid cell {label})") from None
-        ck = cell_key_of(cfg, images)
-        points.append(point_of(cell, settings, config_dict(cfg), ck, [img.id for img in images.test], axes))
-        for seed in seeds:
-            seeded = dataclasses.replace(cfg, seed=seed)
-            key = trial_key(seeded, images)
-            trials.setdefault(key, Trial(key, seeded, cell, ck, images))
-    design = Design(spec.name, spec.method, spec.metric, spec.mode, profile, settings, points, seeds, spec.claims,
-                    rule.as_dict() if rule else None, axes)
-    return Plan(list(trials.values()), len(cells) * len(seeds) - len(trials), design, rule)
-
-
-def expand(spec: SweepSpec, profile: str, base: Path | None = None,
-           max_trials: int = MAX_TRIALS) -> tuple[list[Trial], int]:
-    """Distinct trials for one profile, and how many cells merged into others (see `plan`)."""
-    p = plan(spec, profile, base, max_trials)
-    return p.trials, p.merged
-
-
-def _nested(dotted: dict, path: str, spec: SweepSpec) -> dict:
-    try:
-        return nested(dotted)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}.{exc} ({spec.source})") from None
-
-
-def cell_key_of(cfg: TrialConfig, images: ImageSet | None = None) -> str:
-    d = config_dict(cfg)
-    d.pop("seed")
-    d["images"] = images.identity() if images is not None else None
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def needs_gpu(spec: SweepSpec, profile: str) -> bool:
-    return profile == "gpu" or resources_for(spec, profile).gpu > 0
-
-
-def resources_for(spec: SweepSpec, profile: str) -> Resources:
-    prof = spec.profiles.get(profile, ProfileSpec())
-    return prof.resources or spec.resources
+    if not seeds:
+        raise ConfigError(f"{path}: expected a non-empty list of integers >= 0, got []")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{path}: expected distinct seeds, got {list(seeds)}")
+    return list(seeds)

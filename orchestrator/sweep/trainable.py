@@ -1,7 +1,7 @@
 """The Ray trainable: a config dict and the images as data in, a record and its files out through Ray.
 
-Runs on a worker of any node, which shares no disk with the driver (DESIGN
-§11): the images arrive as bytes from the object store, cached artefacts from
+Runs on a worker of any node, which shares no disk with the driver (docs/design.md,
+"The cluster data path"): the images arrive as bytes from the object store, cached artefacts from
 the hub, and the trial's files (result.json, curves.json, PNGs, the offline
 W&B run) leave through the hub on the driver's node before the final
 `tune.report`, which carries the record for the driver to append to
@@ -50,6 +50,7 @@ def run_trial(params: dict, ctx: dict, payloads: dict, hub) -> None:
     from dipddpm.record import versions
     from dipddpm.trial import resolve
 
+    from ..common.record import Record
     from .cluster import check_code
     from .hub import check_key
 
@@ -65,11 +66,9 @@ def run_trial(params: dict, ctx: dict, payloads: dict, hub) -> None:
                 raise ConfigError(f"trial {key}: its config and images do not hash to its key on {os.uname().nodename}")
             record = _run(cfg, images, spec, ctx, hub, image_bytes)
         except ConfigError as exc:  # deterministic: retrying cannot help
-            record = {"trial_key": key, "sweep": ctx["sweep"], "method": spec["config"].get("method"),
-                      "seed": spec["config"].get("seed"), "profile": ctx["profile"], "status": "failed",
-                      "error": f"config error: {exc}", "config": spec["config"], "images": spec["images"],
-                      "cell": spec["cell"], "cell_key": spec["cell_key"], "metrics": {}, "per_image": {},
-                      "versions": versions()}
+            record = Record.failed(trial_key=key, sweep=ctx["sweep"], profile=ctx["profile"], config=spec["config"],
+                                   cell=spec["cell"], cell_key=spec["cell_key"], images=spec["images"],
+                                   error=f"config error: {exc}", versions=versions()).as_dict()
             write_files(hub, key, {"result.json": json.dumps(record, indent=2).encode()}, None, {})
     except RunFolderWriteError as exc:  # the driver's disk: no record can land, the sweep stops (no retry)
         tune.report({"write_error": json.dumps({"path": exc.filename, "error": exc.strerror}), "final": 1})
@@ -98,11 +97,12 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
     from dipddpm import trial
     from dipddpm.record import build_record, trial_files
 
+    from dipddpm.methods import get, tags_of
+
+    from ..common.labels import cell_text
+    from ..wandb_io.naming import cell_group, run_id, run_name, run_scope
+    from ..wandb_io.trial_log import TrialLogger
     from .hub import HubCache
-    from ..common.design import tags_of
-    from ..common.wandb_runs import cell_group, run_id, run_name, run_scope
-    from ..report.tabs import cell_text
-    from .wandb_log import TrialLogger
 
     key = spec["key"]
     rid = run_id(ctx["sweep"], ctx["profile"], ctx["run_uid"], key)
@@ -128,8 +128,8 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
             "sweep": ctx["sweep"], "cell": spec["cell"], "cell_key": spec["cell_key"], "wandb_run": rid,
             "wandb_mode_seen_by_worker": os.environ.get("WANDB_MODE"), "node": os.uname().nodename}
         t_ship = time.perf_counter()
-        logger.finish(record, {image: {k: v for k, v in kinds.items() if k in ("clean", "observation", "es", "peak",
-                                                                              "hybrid", "dip")}
+        shown = get(cfg.method).report.image_kinds  # the kinds W&B panels show (not every PNG the trial saves)
+        logger.finish(record, {image: {k: v for k, v in kinds.items() if k in shown}
                                for image, kinds in result.images.items()})
         folder, wandb_files = logger.files()
         files = trial_files(record, result)

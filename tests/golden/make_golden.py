@@ -25,7 +25,8 @@ import yaml  # noqa: E402
 from report_helpers import record_for  # noqa: E402
 
 from orchestrator.common.store import ResultsStore  # noqa: E402
-from orchestrator.sweep.spec import parse_spec, plan  # noqa: E402
+from orchestrator.sweep.plan import plan  # noqa: E402
+from orchestrator.sweep.spec import parse_spec  # noqa: E402
 
 
 def _u(*parts) -> float:

@@ -1,4 +1,4 @@
-"""W&B run naming and mode, shared by the trials' runs (sweep) and the summary run and publishing (report)."""
+"""W&B's names and mode: the project, run ids, groups and names, and whether runs go online."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ import hashlib
 import os
 import re
 from pathlib import Path
+
+
+DEFAULT_PROJECT = "dipddpm"
+
+
+def project(explicit: str | None = None) -> str:
+    """The W&B project: the one given (--project), else $WANDB_PROJECT, else dipddpm."""
+    return explicit or os.environ.get("WANDB_PROJECT") or DEFAULT_PROJECT
 
 
 def wandb_mode() -> str:

@@ -15,9 +15,13 @@ import json
 import logging
 from pathlib import Path
 
+from dipddpm.method import FLOOR, ORACLE
+
 from ..common.design import norm
-from .analysis import ORACLE, Section, cell_label, estimate, ok, oracle_record
-from .pairing import same
+from ..common.labels import cell_text, short
+from ..common.record import Record
+from ..stats.pairing import same
+from .tables import Section, base_label, cell_label, estimate, hints
 
 log = logging.getLogger(__name__)
 MAX_IMAGES = 3
@@ -40,6 +44,10 @@ def png(fig) -> bytes:
     return buf.getvalue()
 
 
+def ok(records: list[Record]) -> list[Record]:
+    return [r for r in records if r.status == "ok"]
+
+
 def load_curves(run_dir: Path, key: str) -> dict:
     path = run_dir / "trials" / key / "curves.json"
     try:
@@ -49,26 +57,38 @@ def load_curves(run_dir: Path, key: str) -> dict:
         return {}
 
 
-def closest_to_reference(section: Section, records: list[dict]) -> dict | None:
+def closest_to_reference(section: Section, records: list[Record]) -> Record | None:
     """The record whose grid cell moves the fewest keys away from the sweep's base (lowest seed first)."""
     design = section.design
 
     def distance(r):
-        p = design.point(r.get("cell_key") or "")
-        moved = sum(norm(v) != norm(design.base.get(k)) for k, v in (p.cell if p else r.get("cell") or {}).items())
-        return (moved, r.get("seed", 0))
+        p = design.point(r.cell_key)
+        moved = sum(norm(v) != norm(design.base.get(k)) for k, v in (p.cell if p else r.cell).items())
+        return (moved, r.seed)
 
     return min(records, key=distance) if records else None
 
 
-def reference_pair(section: Section) -> tuple[dict, dict] | None:
-    """(staged, baseline) records of one trial pair at the sweep's reference settings."""
-    staged = [r for r in ok(section.records) if (r["config"].get("staged") or {}).get("variant") == "staged"
-              and not oracle_record(r)]
+def _arm_value(section: Section, r: Record):
+    """The record's value on the method's variant axis."""
+    point = section.design.point(r.cell_key)
+    axis = hints(section.method).variant_axis
+    if point is not None:
+        return section.design.value(point, axis)
+    sec, _, key = axis.partition(".")
+    return (r.config.get(sec) or {}).get(key)
+
+
+def reference_pair(section: Section) -> tuple[Record, Record] | None:
+    """(variant, baseline) records of one trial pair at the sweep's reference settings: the method's first two
+    figure arms (staged against plain DIP), ORACLE cells left out."""
+    h = hints(section.method)
+    (first, _), (second, _) = h.figure_arms[:2]
+    anchors = [r for r in ok(section.records) if same(_arm_value(section, r), first) and ORACLE not in r.tags]
     candidates = []
-    for r in staged:
-        m = section.index.counterpart(r, {"staged.variant": "baseline"})
-        if m is not None and not m.also_moved and m.record.get("status") == "ok":
+    for r in anchors:
+        m = section.index.counterpart(r, {h.variant_axis: second})
+        if m is not None and not m.also_moved and m.record.status == "ok":
             candidates.append((r, m.record))
     if not candidates:
         return None
@@ -77,12 +97,12 @@ def reference_pair(section: Section) -> tuple[dict, dict] | None:
 
 
 def curves_figure(section: Section, run_dir: Path) -> bytes | None:
-    pair = reference_pair(section) if section.method == "staged" else None
+    pair = reference_pair(section) if hints(section.method).figure == "stage_curves" else None
     if pair is None:
         return None
     staged, baseline = pair
-    cs, cb = load_curves(run_dir, staged["trial_key"]), load_curves(run_dir, baseline["trial_key"])
-    images = [i for i in (staged.get("per_image") or {}) if i in cs and i in cb][:MAX_IMAGES]
+    cs, cb = load_curves(run_dir, staged.trial_key), load_curves(run_dir, baseline.trial_key)
+    images = [i for i in staged.per_image if i in cs and i in cb][:MAX_IMAGES]
     if not images:
         return None
     plt = _plt()
@@ -91,12 +111,12 @@ def curves_figure(section: Section, run_dir: Path) -> bytes | None:
         for ax, metric in zip(row, ("psnr", "ssim")):
             for rec, curves, color, name in ((baseline, cb, "tab:blue", "plain DIP"),
                                              (staged, cs, "tab:orange", "staged DIP")):
-                _curve(ax, curves[image], rec["per_image"][image], metric, color, name)
+                _curve(ax, curves[image], rec.per_image[image], metric, color, name)
             for b in (cs[image].get("stage_boundaries") or [])[1:]:
                 ax.axvline(b, color="tab:orange", ls=":", lw=0.8)
             ax.set_xlabel("iteration")
             ax.set_ylabel(f"{metric.upper()} vs clean" + (" (dB)" if metric == "psnr" else ""))
-            ax.set_title(f"{image}: {metric.upper()} · {cell_label(staged)} (seed {staged.get('seed')})", fontsize=9)
+            ax.set_title(f"{image}: {metric.upper()} · {cell_label(staged)} (seed {staged.seed})", fontsize=9)
             ax.grid(alpha=0.3)
         row[0].legend(fontsize=8, loc="lower right")
     fig.suptitle("Staged vs plain DIP on the same observation; dotted: stage boundaries; "
@@ -124,9 +144,9 @@ def _curve(ax, c: dict, m: dict, metric: str, color, name: str) -> None:
                 label=f"{name} ES-WMV {es:.3g} ({fired})")
 
 
-def hybrid_figure(section: Section, run_dir: Path) -> bytes | None:
+def restorations_figure(section: Section, run_dir: Path) -> bytes | None:
     """PSNR of each way to restore the observation at the reference settings; the DDPMs' training losses."""
-    if section.method != "hybrid":
+    if hints(section.method).figure != "restorations":
         return None
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.2))
@@ -135,19 +155,21 @@ def hybrid_figure(section: Section, run_dir: Path) -> bytes | None:
     return png(fig)
 
 
-def start_records(section: Section) -> dict[str, list[dict]]:
-    """For each start mode, the ok records of the reference trials' counterparts (all seeds)."""
-    anchors = [r for r in ok(section.records) if (r["config"].get("hybrid") or {}).get("start") == "dip"]
+def arm_records(section: Section) -> dict[str, list[Record]]:
+    """For each of the method's figure arms, the ok records of the reference trials' counterparts (all seeds):
+    the first arm's cell closest to the sweep's base, then each other arm's counterpart of it."""
+    h = hints(section.method)
+    (first, _), others = h.figure_arms[0], h.figure_arms[1:]
+    anchors = [r for r in ok(section.records) if same(_arm_value(section, r), first)]
     best = closest_to_reference(section, anchors)
     if best is None:
         return {}
-    out: dict[str, list[dict]] = {"dip": [r for r in anchors if r.get("cell_key") == best.get("cell_key")]}
-    # start=noise needs a model trained on every step: its counterpart also has t_max null
-    for start, changes in (("observation", {}), ("noise", {"ddpm.t_max": None})):
-        for r in out["dip"]:
-            m = section.index.counterpart(r, {"hybrid.start": start} | changes)
-            if m is not None and m.record.get("status") == "ok":
-                out.setdefault(start, []).append(m.record)
+    out: dict[str, list[Record]] = {first: [r for r in anchors if r.cell_key == best.cell_key]}
+    for value, changes in others:
+        for r in out[first]:
+            m = section.index.counterpart(r, {h.variant_axis: value} | dict(changes))
+            if m is not None and m.record.status == "ok":
+                out.setdefault(value, []).append(m.record)
     return out
 
 
@@ -158,7 +180,7 @@ def yerr(ests: list) -> list[list[float]]:
 
 
 def _start_bars(ax, section: Section) -> None:
-    by_start = start_records(section)
+    by_start = arm_records(section)
     dip = by_start.get("dip", [])
     bars = [("observation y", dip, "psnr_observation"), ("NL-means", dip, "psnr_nlm"),
             ("DIP alone", dip, "psnr_dip"), ("DDPM from noise", by_start.get("noise", []), "psnr"),
@@ -183,11 +205,11 @@ def _loss_lines(ax, section: Section, run_dir: Path) -> None:
     drawn: set = set()
     for c in section.cells[:8]:
         r = next(iter(ok(c.records)), None)
-        loss = (load_curves(run_dir, r["trial_key"]).get("ddpm") or {}).get("train_loss") if r else None
+        loss = (load_curves(run_dir, r.trial_key).get("ddpm") or {}).get("train_loss") if r else None
         if not loss or tuple(loss) in drawn:
             continue
         drawn.add(tuple(loss))
-        steps = (r.get("metrics") or {}).get("train_steps") or len(loss)
+        steps = r.metrics.get("train_steps") or len(loss)
         ax.plot([(i + 1) * steps / len(loss) for i in range(len(loss))], loss, lw=1,
                 label=unique_labels([f"#{c.number} {cell_label(r)}"], 48)[0])
     ax.set_xlabel("optimizer step")
@@ -201,8 +223,6 @@ def _loss_lines(ax, section: Section, run_dir: Path) -> None:
 def axis_series(section: Section, axis: str) -> list[tuple[str, list, list]]:
     """[(series label, x values, Estimates)] for one axis: each value against the base, other axes fixed.
     Cells pair through the design (once per cell), then their records join by seed."""
-    from .analysis import cell_text
-
     design, index = section.design, section.index
     ref = design.base.get(axis)
     values = [ref] + [v for v in design.axis_values(axis) if not same(v, ref)]
@@ -213,7 +233,7 @@ def axis_series(section: Section, axis: str) -> list[tuple[str, list, list]]:
     series: dict[str, dict[int, list[dict]]] = {}
     labels: dict[str, str] = {}
     for p in {q.cell_key: q for q in design.points if same(design.value(q, axis), ref)}.values():
-        anchors = {s: r for s, r in index.at(p.cell_key).items() if r.get("status") == "ok"}
+        anchors = {s: r for s, r in index.at(p.cell_key).items() if r.status == "ok"}
         if not anchors:
             continue
         labels[p.cell_key] = cell_text({k: v for k, v in p.cell.items() if k != axis})
@@ -222,7 +242,7 @@ def axis_series(section: Section, axis: str) -> list[tuple[str, list, list]]:
             if found is None or found[1]:
                 continue
             at = index.at(found[0].cell_key)
-            recs = [at[s] for s in anchors if s in at and at[s].get("status") == "ok"]
+            recs = [at[s] for s in anchors if s in at and at[s].status == "ok"]
             if recs:
                 series.setdefault(p.cell_key, {})[i] = recs
     out = []
@@ -256,8 +276,6 @@ def _numeric(xs: list) -> bool:
 def axes_figure(section: Section) -> bytes | None:
     """The headline against each axis; a numeric axis at its values (log-scaled when its values span a
     factor of 10 or more, as learning rates do), any other at evenly spaced ticks."""
-    from .analysis import base_label, short
-
     panels = [(a, s) for a in section.design.axes if (s := axis_series(section, a))]
     if not panels:
         return None
@@ -308,12 +326,12 @@ def time_quality_figure(section: Section) -> bytes | None:
     offsets = [(5, 5), (5, -11), (-18, 5), (-18, -11)]
     shown = set()
     for i, (c, t, q) in enumerate(sorted(pts, key=lambda p: (p[1].mean, p[2].mean))):
-        kind = ORACLE if c.oracle else ("FLOOR" if "FLOOR" in c.tags else "usable")
+        kind = ORACLE if c.oracle else (FLOOR if FLOOR in c.tags else "usable")
         ax.errorbar([t.mean], [q.mean], xerr=yerr([t]), yerr=yerr([q]), marker="o", capsize=3,
                     mfc="none" if kind != "usable" else None,
-                    color={"usable": "tab:blue", ORACLE: "tab:gray", "FLOOR": "tab:red"}[kind],
+                    color={"usable": "tab:blue", ORACLE: "tab:gray", FLOOR: "tab:red"}[kind],
                     label=None if kind in shown else {"usable": "cell", ORACLE: f"{ORACLE} cell (needs x0)",
-                                                       "FLOOR": "FLOOR cell"}[kind])
+                                                       FLOOR: f"{FLOOR} cell"}[kind])
         shown.add(kind)
         ax.annotate(f"#{c.number}", (t.mean, q.mean), fontsize=7, xytext=offsets[i % len(offsets)],
                     textcoords="offset points")
@@ -325,17 +343,22 @@ def time_quality_figure(section: Section) -> bytes | None:
     return png(fig)
 
 
+LEAD = {  # the method's own figure, by the kind its hints name: (name, caption, drawing)
+    "stage_curves": ("curves", "PSNR and SSIM against iteration, staged vs plain DIP on the same observation",
+                     curves_figure),
+    "restorations": ("restorations", "PSNR of each restoration at the base settings; DDPM training loss",
+                     restorations_figure),
+}
+
+
 def figure_names(method: str) -> tuple[str, ...]:
-    return ("curves" if method == "staged" else "restorations", "axes", "time_quality")
+    return (LEAD[hints(method).figure][0], "axes", "time_quality")
 
 
 def section_figures(section: Section, run_dir: Path) -> dict[str, tuple[str, bytes | None]]:
     """{name: (caption, PNG or None when there is not enough data)} for one method's section."""
     first, axes, tq = figure_names(section.method)
-    if section.method == "staged":
-        lead = ("PSNR and SSIM against iteration, staged vs plain DIP on the same observation",
-                curves_figure(section, run_dir))
-    else:
-        lead = ("PSNR of each restoration at the base settings; DDPM training loss", hybrid_figure(section, run_dir))
+    _, caption, draw = LEAD[hints(section.method).figure]
+    lead = (caption, draw(section, run_dir))
     return {first: lead, axes: (f"{section.headline} against each ablation axis", axes_figure(section)),
             tq: ("time against quality per grid cell", time_quality_figure(section))}

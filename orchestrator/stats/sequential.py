@@ -1,4 +1,4 @@
-"""Anytime-valid intervals (DESIGN §14): a confidence sequence for a claim's mean paired difference.
+"""Anytime-valid intervals (docs/design.md: "Adaptive replication"): a confidence sequence for a claim's mean paired difference.
 
 An adaptive sweep looks at a claim after every unit it gains. A fixed-n t
 interval read at every look would be wrong far more often than 5% (optional

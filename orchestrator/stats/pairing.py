@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..common.design import Design, Point, flatten, norm
-
-__all__ = ["CellPair", "Index", "Match", "flatten", "same", "paired_values"]
+from ..common.design import Design, Point, norm
+from ..common.record import Record
 
 
 def same(a, b) -> bool:
@@ -38,45 +37,45 @@ class CellPair:
 
 @dataclass(frozen=True)
 class Match:
-    record: dict
+    record: Record
     also_moved: tuple[str, ...]
 
 
 class Index:
     """The records of one run joined to its design: cell key -> seed -> record."""
 
-    def __init__(self, records: list[dict], design: Design):
+    def __init__(self, records: list[Record], design: Design):
         self.design = design
         self.records = records
-        self.cells: dict[str, dict[int, dict]] = {}
+        self.cells: dict[str, dict[int, Record]] = {}
         for r in records:
-            self.cells.setdefault(r.get("cell_key") or r["trial_key"], {})[r.get("seed", 0)] = r
+            self.cells.setdefault(r.cell_key, {})[r.seed] = r
 
-    def at(self, cell_key: str) -> dict[int, dict]:
+    def at(self, cell_key: str) -> dict[int, Record]:
         return self.cells.get(cell_key, {})
 
-    def record_pairs(self, pairs: list[CellPair]) -> list[tuple[dict, dict]]:
+    def record_pairs(self, pairs: list[CellPair]) -> list[tuple[Record, Record]]:
         """(A record, B record) of every seed both cells of each pair ran, each pair of trials once."""
         out, seen = [], set()
         for cp in pairs:
             at_b = self.at(cp.b.cell_key)
             for seed, ra in self.at(cp.a.cell_key).items():
                 rb = at_b.get(seed)
-                if rb is not None and (ra["trial_key"], rb["trial_key"]) not in seen:
-                    seen.add((ra["trial_key"], rb["trial_key"]))
+                if rb is not None and (ra.trial_key, rb.trial_key) not in seen:
+                    seen.add((ra.trial_key, rb.trial_key))
                     out.append((ra, rb))
         return out
 
-    def counterpart(self, record: dict, changes: dict) -> Match | None:
+    def counterpart(self, record: Record, changes: dict) -> Match | None:
         """The record of `record`'s trial with `changes` applied (same seed); None when the sweep has none."""
-        p = self.design.point(record.get("cell_key") or "")
+        p = self.design.point(record.cell_key)
         if p is None:
             return None
         found = self.design.counterpart(p, changes)
         if found is None:
             return None
         q, also = found
-        other = self.at(q.cell_key).get(record.get("seed", 0))
+        other = self.at(q.cell_key).get(record.seed)
         return Match(other, also) if other is not None else None
 
 
@@ -100,15 +99,16 @@ def anchored_pairs(design: Design, axis: str, value_a, value_b, anchor: str = "b
     return _distinct(out)
 
 
-def selected_pairs(design: Design, a: dict, b: dict, where: dict) -> list[CellPair]:
+def selected_pairs(design: Design, a: dict, b: dict, where: dict, same_cells: bool = False) -> list[CellPair]:
     """A claim's cell pairs: every cell that `where` and arm A select, with its counterpart under B's values
-    (only pairs with every other setting equal: a claim never reads a pair that also moved other keys)."""
+    (only pairs with every other setting equal: a claim never reads a pair that also moved other keys);
+    `same_cells`: B may be A's own cell (a claim reading one trial through two metrics)."""
     out, seen = [], set()
     for p in design.points:
         if p.cell_key in seen or not design.selects(p, where) or not design.selects(p, a):
             continue
         seen.add(p.cell_key)
-        found = design.counterpart(p, b)
+        found = design.counterpart(p, b, allow_self=same_cells)
         if found is not None and not found[1]:
             out.append(CellPair(p, found[0]))
     return _distinct(out)
@@ -130,13 +130,3 @@ def by_task(pairs: list[CellPair]) -> dict[tuple, list[CellPair]]:
     for cp in pairs:
         groups.setdefault((cp.task, cp.tags, cp.also), []).append(cp)
     return groups
-
-
-def paired_values(ra: dict, rb: dict, ma: str, mb: str) -> tuple[list, list]:
-    """Matched samples: per image when both trials have the metric per image, else the trial values."""
-    pa, pb = ra.get("per_image") or {}, rb.get("per_image") or {}
-    images = [i for i in pa if i in pb and ma in pa[i] and mb in pb[i]]
-    if images:
-        return [pa[i][ma] for i in images], [pb[i][mb] for i in images]
-    a, b = (ra.get("metrics") or {}).get(ma), (rb.get("metrics") or {}).get(mb)
-    return ([a], [b]) if a is not None and b is not None else ([], [])

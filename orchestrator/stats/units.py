@@ -1,12 +1,13 @@
-"""Units of replication (DESIGN §13): what one value of an interval is.
+"""Units of replication (docs/design.md, "Units"): what one value of an interval is.
 
-A unit is the smallest set of values that shares no random draw with another:
-- staged: one (seed, image) fit. Each image has its own observation, DIP input
-  and init draws, so the images of one trial are independent fits;
-- hybrid: one training seed. Its trained DDPM serves every test image (and
-  every sampling cell of that seed), so its images are not independent;
-- a trial-level figure (time_s, ddpm_fit_s, …) has one value per trial: its
-  unit is the seed.
+A unit is the smallest set of values that shares no random draw with another; the
+method says which (`dipddpm.methods`, `Method.unit`):
+- "image": one (seed, image) fit (staged DIP: each image has its own observation,
+  DIP input and init draws, so the images of one trial are independent fits);
+- "seed": one seed (hybrid: its trained DDPM serves every test image, and every
+  sampling cell of that seed, so its images are not independent);
+- a trial-level figure (time_s, ddpm_fit_s, …) has one value per trial: its unit
+  is the seed.
 Values of one unit are averaged (per image first, across the cell pairs that
 share the unit), and the interval is taken over units. Test images are fixed
 effects: a verdict speaks of these photos.
@@ -21,26 +22,30 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-UNIT_WORDS = {"staged": "(seed, image)", "hybrid": "training seed"}
+from ..common.metrics import trial_level
+from ..common.record import Record
+
+UNIT_WORDS = {"image": "(seed, image)", "seed": "training seed"}
 SEED_WORDS = "seed (one value per trial)"
 
 
-def trial_level(metric: str) -> bool:
-    """Times are per trial (sums over its images in `metrics`); everything else is read per image."""
-    return metric.endswith("_s")
+def unit_of_method(method: str) -> str:
+    from dipddpm.methods import get
+
+    return get(method).unit
 
 
 def unit_kind(method: str, metric: str) -> str:
-    return SEED_WORDS if trial_level(metric) else UNIT_WORDS.get(method, "seed")
+    return SEED_WORDS if trial_level(metric) else UNIT_WORDS[unit_of_method(method)]
 
 
-def values(record: dict, metric: str) -> dict[str, float]:
+def values(record: Record, metric: str) -> dict[str, float]:
     """image -> value of `metric` in one record ('' for a trial-level value); finite numbers only."""
-    per = record.get("per_image") or {}
+    per = record.per_image
     if not trial_level(metric) and any(metric in m for m in per.values()):
         out = {img: m.get(metric) for img, m in per.items()}
     else:
-        out = {"": (record.get("metrics") or {}).get(metric)}
+        out = {"": record.metrics.get(metric)}
     return {k: float(v) for k, v in out.items() if _number(v)}
 
 
@@ -48,8 +53,8 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def unit_of(method: str, seed, image: str) -> tuple:
-    return (seed, image) if method == "staged" and image else (seed,)
+def unit_of(per_image: bool, seed, image: str) -> tuple:
+    return (seed, image) if per_image and image else (seed,)
 
 
 class _Acc:
@@ -82,29 +87,31 @@ class Units:
     def n(self) -> int:
         return len(self.d)
 
-    def problem_text(self) -> str:
-        pa, pb = self.problems["a"], self.problems["b"]
-        if not any(pa.values()) and not any(pb.values()):
-            return "—"
-        return f"A {pa['diverged']}/{pa['failed']} · B {pb['diverged']}/{pb['failed']}"
+
+def problem_text(problems: dict) -> str:
+    """'A diverged/failed · B diverged/failed', or '—' when every trial was ok."""
+    pa, pb = problems["a"], problems["b"]
+    if not any(pa.values()) and not any(pb.values()):
+        return "—"
+    return f"A {pa['diverged']}/{pa['failed']} · B {pb['diverged']}/{pb['failed']}"
 
 
-def pair_units(method: str, record_pairs: list[tuple[dict, dict]], ma: str, mb: str | None = None,
+def pair_units(method: str, record_pairs: list[tuple[Record, Record]], ma: str, mb: str | None = None,
                relative: bool = False) -> Units:
     """The per-unit paired differences of metric `ma` (arm A) against `mb` (arm B, default the same)
     over (A record, B record) pairs; `relative`: log(A/B) instead of A − B (positive values only)."""
     mb = mb or ma
     out = Units(unit_kind(method, ma))
+    per_image = unit_of_method(method) == "image"
     acc_d, acc_a, acc_b = _Acc(), _Acc(), _Acc()
     counted: set = set()
     for ra, rb in record_pairs:
         skip = False
         for arm, r in (("a", ra), ("b", rb)):
-            status = r.get("status")
-            if status in ("diverged", "failed") and (arm, r["trial_key"]) not in counted:
-                counted.add((arm, r["trial_key"]))
-                out.problems[arm][status] += 1
-            skip |= status == "failed"
+            if r.status in ("diverged", "failed") and (arm, r.trial_key) not in counted:
+                counted.add((arm, r.trial_key))
+                out.problems[arm][r.status] += 1
+            skip |= r.status == "failed"
         if skip:
             continue
         va, vb = values(ra, ma), values(rb, mb)
@@ -113,7 +120,7 @@ def pair_units(method: str, record_pairs: list[tuple[dict, dict]], ma: str, mb: 
             x, y = va[image], vb[image]
             if relative and (x <= 0 or y <= 0):
                 continue
-            unit = unit_of(method, ra.get("seed"), image)
+            unit = unit_of(per_image, ra.seed, image)
             acc_d.add(unit, image, math.log(x / y) if relative else x - y)
             acc_a.add(unit, image, x)
             acc_b.add(unit, image, y)
@@ -125,13 +132,14 @@ def pair_units(method: str, record_pairs: list[tuple[dict, dict]], ma: str, mb: 
     return out
 
 
-def cell_units(method: str, records: list[dict], metric: str) -> list[float]:
+def cell_units(method: str, records: list[Record], metric: str) -> list[float]:
     """One value per unit of a grid cell's ok and diverged trials (a cell's interval is over these)."""
     acc = _Acc()
+    per_image = unit_of_method(method) == "image"
     for r in records:
-        if r.get("status") == "failed":
+        if r.status == "failed":
             continue
         for image, v in values(r, metric).items():
-            acc.add(unit_of(method, r.get("seed"), image), image, v)
+            acc.add(unit_of(per_image, r.seed, image), image, v)
     means = acc.means()
     return [means[k] for k in sorted(means, key=str)]

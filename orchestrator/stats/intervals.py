@@ -1,4 +1,4 @@
-"""Statistics for sweep tables and claims (DESIGN §13), on independent units only.
+"""Intervals and tests at a fixed number of units, for sweep tables and claims (docs/design.md, "Statistics").
 
 Every function here takes one value per unit of replication (`units.py` says
 what a unit is: a staged (seed, image) fit, a hybrid training seed), never one
@@ -10,11 +10,6 @@ per image of a model that several images share.
 - `one_sample`: the mean paired difference, its t interval and two-sided p.
 - `tost_p`: two one-sided tests against ±margin (Schuirmann 1987): a small p
   says the difference lies inside the margin.
-- `holm`, `bh`: family-wise (Holm 1979) and false-discovery-rate
-  (Benjamini–Hochberg 1995) adjustments, vectorised along the last axis.
-- `family_verdicts`: a family of claims decided at once with Holm over every
-  hypothesis it tests (a difference per claim, an equivalence per margin);
-  numpy in, numpy out, so simulations decide thousands of families at once.
 """
 
 from __future__ import annotations
@@ -26,13 +21,7 @@ import numpy as np
 from scipy import stats as _st
 
 LEVEL = 0.95
-ALPHA = 0.05
-MIN_UNITS = 3  # below this no verdict and no interval, whatever the numbers (DESIGN §13)
-
-# Verdicts, as codes for vectorised decisions and as the words the tables print.
-NO_PAIRS, TOO_FEW, UNDECIDED, SUPPORTED, CONTRADICTED, EQUIVALENT = range(6)
-WORDS = {NO_PAIRS: "no pairs ran", TOO_FEW: "too few replicates", UNDECIDED: "not distinguishable at this n",
-         SUPPORTED: "supported", CONTRADICTED: "contradicted", EQUIVALENT: "equivalent"}
+MIN_UNITS = 3  # below this no interval and no verdict, whatever the numbers (docs/design.md, "Too few")
 
 
 @dataclass(frozen=True)
@@ -143,60 +132,3 @@ def paired(a, b, level: float = LEVEL) -> Paired | None:
     if not pairs:
         return None
     return one_sample([x - y for x, y in pairs], [x for x, _ in pairs], [y for _, y in pairs], level)
-
-
-# ---------------------------------------------------------------- multiplicity
-
-def _sorted_finite(p):
-    p = np.asarray(p, float)
-    order = np.argsort(np.where(np.isnan(p), np.inf, p), axis=-1, kind="stable")
-    return p, order, np.take_along_axis(p, order, -1), np.sum(~np.isnan(p), axis=-1, keepdims=True)
-
-
-def holm(p):
-    """Holm's step-down adjusted p-values along the last axis (NaN: not tested, not counted)."""
-    p, order, ps, m = _sorted_finite(p)
-    k = np.arange(p.shape[-1])
-    adj = np.fmax.accumulate(np.minimum(1.0, (m - k) * ps), axis=-1)
-    out = np.empty_like(p)
-    np.put_along_axis(out, order, adj, -1)
-    return np.where(np.isnan(p), np.nan, out)
-
-
-def bh(p):
-    """Benjamini–Hochberg q-values along the last axis (NaN: not tested, not counted)."""
-    p, order, ps, m = _sorted_finite(p)
-    k = np.arange(1, p.shape[-1] + 1)
-    q = np.minimum(1.0, m * ps / k)
-    q = np.flip(np.fmin.accumulate(np.flip(q, -1), axis=-1), -1)
-    out = np.empty_like(p)
-    np.put_along_axis(out, order, q, -1)
-    return np.where(np.isnan(p), np.nan, out)
-
-
-# ---------------------------------------------------------------- a family of claims at fixed n
-
-def family_verdicts(mean, std, n, expect, margin, alpha: float = ALPHA) -> dict:
-    """Decide a family of claims (the last axis) at once.
-
-    mean, std, n: each claim's unit differences summarised; expect: +1 (A > B) or −1;
-    margin: the equivalence margin in the same units (NaN: none). The family's
-    hypotheses are every claim's "Δ = 0" (two-sided t) and, for claims with a
-    margin, "|Δ| ≥ margin" (TOST); Holm adjusts them together, so the chance of
-    any false verdict in the family stays ≤ alpha. Returns codes and p-values.
-    """
-    mean, std, n, expect, margin = np.broadcast_arrays(*(np.asarray(x, float)
-                                                         for x in (mean, std, n, expect, margin)))
-    enough = n >= MIN_UNITS
-    p_diff = np.where(enough, t_p_value(mean, std, n), np.nan)
-    p_eq = np.where(enough, tost_p(mean, std, n, margin), np.nan)
-    adj = holm(np.concatenate([p_diff, p_eq], axis=-1))
-    k = mean.shape[-1]
-    adj_diff, adj_eq = adj[..., :k], adj[..., k:]
-    code = np.full(mean.shape, UNDECIDED)
-    differs = adj_diff <= alpha
-    code = np.where(differs & (np.sign(mean) == expect), SUPPORTED, code)
-    code = np.where(differs & (np.sign(mean) == -expect), CONTRADICTED, code)
-    code = np.where(adj_eq <= alpha, EQUIVALENT, code)
-    code = np.where(enough, code, np.where(n == 0, NO_PAIRS, TOO_FEW))
-    return {"code": code, "p": p_diff, "p_holm": adj_diff, "p_tost": p_eq, "p_tost_holm": adj_eq}

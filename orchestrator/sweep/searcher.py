@@ -1,4 +1,4 @@
-"""Adaptive replication (DESIGN §14) through Ray Tune's own extension point: a `Searcher`.
+"""What runs next, through Ray Tune's own extension point: a `Searcher` (docs/design.md, "Adaptive replication").
 
 Tune asks `suggest()` for a trial whenever a slot frees (a ConcurrencyLimiter of
 the cluster's slots in front of it), so the cluster never idles between
@@ -8,7 +8,7 @@ rounds. The searcher proposes
 2. then, for the undecided claim that has the fewest seeds started, the trials
    of its cells at its next seed — only cells that some undecided claim pairs
    ever gain seeds;
-until every claim is decided (its confidence sequence, `report/claim_state.py`),
+until every claim is decided (`orchestrator.stats.verdicts.ClaimTracker`),
 no undecided claim can gain a unit below max_seeds, or the budget (trials,
 hours) is spent. Each proposal is an ordinary trial of the plan: same trial key,
 record, W&B run and files.
@@ -28,8 +28,9 @@ from collections import deque
 
 from ray.tune.search import Searcher
 
-from ..report.claim_state import ClaimTracker, RowState
-from .spec import Plan, Trial
+from ..common.record import Record
+from ..stats.verdicts import ClaimRow, ClaimTracker
+from .plan import Plan, Trial
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class PlanSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         """See `save`."""
 
-    def feed(self, record: dict) -> None:
+    def feed(self, record: Record) -> None:
         """A record the driver has just written (a fixed grid decides nothing while it runs)."""
 
     def pending(self) -> int:
@@ -88,7 +89,7 @@ class PlanSearcher(Searcher):
 class AdaptiveSearcher(PlanSearcher):
     adaptive = True  # any (cell, seed) of the plan, while claims are undecided
 
-    def __init__(self, plan: Plan, history: list[dict], done: set[str], headline: str, payload, order,
+    def __init__(self, plan: Plan, history: list[Record], done: set[str], headline: str, payload, order,
                  clock=time.monotonic):
         """`history`: the store's records in arrival order; `done`: trial keys not to run again;
         `payload(trial)`: the config Tune's trainable receives; `order(trials)`: the order a batch runs in."""
@@ -101,7 +102,7 @@ class AdaptiveSearcher(PlanSearcher):
         self.keys = {t.key for t in plan.trials}
         self.tracker = ClaimTracker(plan.design, headline).replay(history)
         self.done = set(done) & self.keys
-        self.recorded = {r["trial_key"] for r in history if r.get("trial_key") in self.keys}
+        self.recorded = {r.trial_key for r in history if r.trial_key in self.keys}
         self.t0 = clock()
         self.reason: str | None = None
 
@@ -110,10 +111,10 @@ class AdaptiveSearcher(PlanSearcher):
     def pending(self) -> int:
         return len([t for t in self.queue if not self._started(t.key)])
 
-    def feed(self, record: dict) -> None:
+    def feed(self, record: Record) -> None:
         """A record the driver has just written (in the order it wrote them)."""
-        if record.get("trial_key") in self.keys:
-            self.recorded.add(record["trial_key"])
+        if record.trial_key in self.keys:
+            self.recorded.add(record.trial_key)
             self.tracker.add(record)
 
     def spent(self) -> int:
@@ -148,7 +149,7 @@ class AdaptiveSearcher(PlanSearcher):
             return BUDGET_HOURS
         return None
 
-    def _seeds_started(self, st: RowState) -> int:
+    def _seeds_started(self, st: ClaimRow) -> int:
         """How many seeds, from 0 up, have every trial of this claim's cells started."""
         s = 0
         while s < self.rule.max_seeds and all(self._started(self.trials[(ck, s)].key) for ck in st.cells
@@ -158,7 +159,7 @@ class AdaptiveSearcher(PlanSearcher):
 
     def _next_seed(self) -> list[Trial]:
         """The not yet started trials of the next seed of the undecided claim with the fewest seeds started."""
-        options = [(self._seeds_started(st), st.d.n, i, st) for i, st in enumerate(self.tracker.undecided())]
+        options = [(self._seeds_started(st), st.n, i, st) for i, st in enumerate(self.tracker.undecided())]
         options = [o for o in options if o[0] < self.rule.max_seeds]
         if not options:
             return []
@@ -177,8 +178,8 @@ class AdaptiveSearcher(PlanSearcher):
 
     # ------------------------------------------------------------------ what the live view and summary show
 
-    def claims(self) -> list[RowState]:
-        return [st for st in self.tracker.states if st.row.pairs]
+    def claims(self) -> list[ClaimRow]:
+        return self.tracker.tested()
 
     def status(self) -> str:
         decided = sum(st.decided for st in self.claims())

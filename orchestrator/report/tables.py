@@ -1,8 +1,8 @@
-"""Comparison tables from a finished sweep's records (DESIGN §8, §13), as data.
+"""The report's tables, as data (docs/design.md, "Tables"): cells, comparisons, effects, best, early stopping,
+cost, references, problems. The claims table is `claims_table.py`; rendering is `text.py` and `html.py`.
 
-Every table is a `Tab` of plain values and `Estimate`s, rendered elsewhere
-(terminal, Markdown, CSV, JSON, HTML, W&B). The rules every table follows:
-- intervals are over independent units (`units.py`): a staged (seed, image)
+Every table is a `Tab` of plain values and `Estimate`s. The rules every table follows:
+- intervals are over independent units (`stats.units`): a staged (seed, image)
   fit, a hybrid training seed; below 3 units a row shows its values, not an
   interval; no interval leaves its metric's range;
 - rows never pool tasks (noise level, observation step, test images); ORACLE
@@ -14,7 +14,7 @@ Every table is a `Tab` of plain values and `Estimate`s, rendered elsewhere
 - diverged trials count with their last good estimate, failed ones are left
   out, and every paired row says how many of each;
 - the comparisons and effects tables carry Benjamini–Hochberg q-values over
-  their rows; the claims (one family) carry Holm-adjusted p-values.
+  their rows; the claims (one family) carry family-adjusted p-values.
 """
 
 from __future__ import annotations
@@ -22,54 +22,72 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from dipddpm.errors import ConfigError
+from dipddpm.method import FLOOR, ORACLE, Comparison
 
-from ..common.design import FLOOR, ORACLE, Design, Point
-from ..common.metrics import DEFAULT_METRIC, is_oracle_metric
-from .claims_table import claim_rows, claims_table
-from .pairing import CellPair, Index, anchored_pairs, by_task, same
-from .stats import Estimate, bh, mean_ci, one_sample
-from .tabs import (Tab, bounds, cell_key, cell_label, cell_text, fired, fired_pair, metric_title, ok,  # noqa: F401
-                   oracle_record, record_tags, short, status_text, tag_text, usable)
-from .units import Units, cell_units, pair_units, unit_kind
-
-
-@dataclass(frozen=True)
-class Arm:
-    """One side of a comparison: cells with `axis == value`, read through `rename` (psnr -> psnr_dip)."""
-
-    value: str
-    rename: tuple = ()
-    label: str = ""
-
-    def metric(self, name: str) -> str:
-        return dict(self.rename).get(name, name)
-
-    def title(self, axis: str) -> str:
-        return self.label or f"{axis.split('.')[-1]}={self.value}"
+from ..common.design import Design, Point, group_of, task_of
+from ..common.labels import cell_text, metric_title, short, tag_text
+from ..common.metrics import bounds
+from ..common.record import Record
+from ..stats.intervals import Estimate, mean_ci, one_sample
+from ..stats.multiplicity import bh
+from ..stats.pairing import CellPair, Index, anchored_pairs, by_task, same
+from ..stats.units import Units, cell_units, problem_text, unit_kind, unit_of_method
 
 
-@dataclass(frozen=True)
-class Comparison:
-    axis: str
-    a: Arm
-    b: Arm
-    anchor: str  # "a" | "b": the arm whose cells are matched
+@dataclass
+class Tab:
+    """One table: `columns` are display titles; `keys` the stable names code reads a row by (a column given
+    as (key, title) has its own key, a plain title is its own key)."""
+
+    name: str  # stable id: a file / W&B key
+    title: str
+    columns: list
+    rows: list[list] = field(default_factory=list)
+    note: str = ""
+    terminal: tuple[str, ...] = ()  # the columns a terminal shows when it cannot fit them all (default: all)
+    keys: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        pairs = [c if isinstance(c, tuple) else (c, c) for c in self.columns]
+        self.keys = [k for k, _ in pairs]
+        self.columns = [t for _, t in pairs]
+
+    def dicts(self) -> list[dict]:
+        """The rows by column key: what code (the summary, W&B) reads, whatever the titles say."""
+        return [dict(zip(self.keys, row)) for row in self.rows]
 
 
-DIP_ALONE = Arm("dip", (("psnr", "psnr_dip"), ("ssim", "ssim_dip"), ("time_s", "dip_s")), "DIP alone")
-COMPARISONS = {
-    "staged": [Comparison("staged.variant", Arm("staged"), Arm("baseline"), "b")],
-    "hybrid": [
-        Comparison("hybrid.start", Arm("dip"), Arm("observation"), "b"),
-        Comparison("hybrid.start", Arm("dip"), Arm("noise"), "b"),
-        Comparison("hybrid.start", Arm("observation"), Arm("noise"), "b"),
-        Comparison("hybrid.start", Arm("dip"), DIP_ALONE, "a"),
-        Comparison("hybrid.start", Arm("observation"), DIP_ALONE, "a"),
-    ],
-}
-COMPARED = {"staged": ("psnr_es", "ssim_es", "psnr_peak", "time_s"), "hybrid": ("psnr", "ssim", "time_s")}
-QUALITY = {"staged": ("psnr_es", "ssim_es", "psnr_peak", "psnr", "ssim"), "hybrid": ("psnr", "ssim", "psnr_dip")}
+# ---------------------------------------------------------------- labels of records
+
+def cell_label(r: Record) -> str:
+    return cell_text(r.cell) + tag_text(r.tags)
+
+
+def status_text(records: list[Record]) -> str:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return " · ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def fired(records: list[Record]) -> str:
+    """How often ES-WMV fired over these trials' images, 'k/n' (beside every psnr_es: when it did not
+    fire, psnr_es is the last iteration's PSNR)."""
+    flags = [m["es_fired"] for r in records for m in r.per_image.values() if isinstance(m.get("es_fired"), bool)]
+    return f"{sum(flags)}/{len(flags)}" if flags else "—"
+
+
+def fired_pair(metric: str, record_pairs: list) -> str:
+    """'k/n vs k/n': how often ES-WMV fired in each arm of paired trials, for psnr_es rows ('' otherwise)."""
+    if metric != "psnr_es":
+        return ""
+    return f"{fired([p[0] for p in record_pairs])} vs {fired([p[1] for p in record_pairs])}"
+
+
+def hints(method: str):
+    from dipddpm.methods import get
+
+    return get(method).report
 
 
 # ---------------------------------------------------------------- cells
@@ -79,36 +97,34 @@ class Cell:
     number: int
     key: str
     label: str
-    records: list[dict]
+    records: list[Record]
     point: Point | None
     task: str
     tags: tuple
 
     @property
-    def ok(self) -> list[dict]:
-        return ok(self.records)
+    def ok(self) -> list[Record]:
+        return [r for r in self.records if r.status == "ok"]
 
     @property
     def oracle(self) -> bool:
         return ORACLE in self.tags
 
     @property
-    def usable(self) -> list[dict]:
-        return usable(self.records)
+    def usable(self) -> list[Record]:
+        return [r for r in self.records if r.usable]
 
 
-def estimate(method: str, records: list[dict], metric: str) -> Estimate | None:
+def estimate(method: str, records: list[Record], metric: str) -> Estimate | None:
     """The metric over a set of trials' units (failed trials have none), inside the metric's range."""
     return mean_ci(cell_units(method, records, metric), bounds=bounds(metric))
 
 
-def cells_of(records: list[dict], design: Design, headline: str, mode: str = "max") -> list[Cell]:
+def cells_of(records: list[Record], design: Design, headline: str, mode: str = "max") -> list[Cell]:
     """Grid cells, best headline first (cells without a usable trial last), numbered from 1."""
-    from ..common.design import task_of
-
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[Record]] = {}
     for r in records:
-        groups.setdefault(cell_key(r), []).append(r)
+        groups.setdefault(r.cell_key, []).append(r)
 
     def rank(rs):
         est = estimate(design.method, rs, headline)
@@ -118,15 +134,15 @@ def cells_of(records: list[dict], design: Design, headline: str, mode: str = "ma
     for i, (key, rs) in enumerate(sorted(groups.items(), key=lambda kv: rank(kv[1])), 1):
         point = design.point(key)
         r0 = rs[0]
-        task = point.task if point else task_of(r0.get("config") or {}, list(r0.get("per_image") or {}))
-        tags = point.tags if point else record_tags(r0)
-        out.append(Cell(i, key, cell_text(point.cell if point else r0.get("cell") or {}) + tag_text(tags),
-                        sorted(rs, key=lambda r: r.get("seed", 0)), point, task, tags))
+        task = point.task if point else task_of(r0.config, list(r0.per_image))
+        tags = point.tags if point else r0.tags
+        out.append(Cell(i, key, cell_text(point.cell if point else r0.cell) + tag_text(tags),
+                        sorted(rs, key=lambda r: r.seed), point, task, tags))
     return out
 
 
 def cells_table(cells: list[Cell], method: str, headline: str) -> Tab:
-    quality = [headline] + [m for m in QUALITY[method] if m != headline]
+    quality = [headline] + [m for m in hints(method).quality if m != headline]
     es = "psnr_es" in quality
     cols = ["#", "grid cell", "task", "trials", "units"] + [metric_title(m) for m in quality] + ["time_s"]
     if es:
@@ -159,7 +175,7 @@ def paired_row(units: Units) -> tuple[Estimate | None, float | None, str, object
 
 
 def _q_values(tab: Tab, p_col: str, q_col: str) -> None:
-    i, j = tab.columns.index(p_col), tab.columns.index(q_col)
+    i, j = tab.keys.index(p_col), tab.keys.index(q_col)
     ps = [r[i] if isinstance(r[i], float) else math.nan for r in tab.rows]
     if ps:
         for row, q in zip(tab.rows, bh(ps)):
@@ -170,25 +186,35 @@ PAIRED_COLS = ["comparison", "task", "also differs", "metric", "unit", "trial pa
                "Δ = A − B", "p", "q (BH)", "A wins", "diverged/failed"]
 
 
+def _arm_title(comp: Comparison, arm: str) -> str:
+    if arm == "b" and comp.b_label:
+        return comp.b_label
+    return f"{comp.axis.split('.')[-1]}={getattr(comp, arm)}"
+
+
 def comparisons_table(index: Index, method: str) -> Tab:
-    cols = PAIRED_COLS + (["ES fired (A vs B)"] if "psnr_es" in COMPARED[method] else [])
+    h = hints(method)
+    cols = PAIRED_COLS + (["ES fired (A vs B)"] if "psnr_es" in h.compared else [])
     tab = Tab("comparisons", "Each variant against its baseline, paired by seed, image and the other axes, one row "
                              "per task", cols,
               terminal=("comparison", "task", "metric", "n", "Δ = A − B", "p", "q (BH)", "ES fired (A vs B)"))
-    for comp in COMPARISONS.get(method, []):
-        label = f"{comp.a.title(comp.axis)} vs {comp.b.title(comp.axis)}"
-        pairs = anchored_pairs(index.design, comp.axis, comp.a.value, comp.b.value, comp.anchor)
+    for comp in h.comparisons:
+        label = f"{_arm_title(comp, 'a')} vs {_arm_title(comp, 'b')}"
+        rename = dict(comp.b_metrics)
+        pairs = anchored_pairs(index.design, comp.axis, comp.a, comp.b, comp.anchor)
         if not pairs:
             tab.rows.append(_no_pairs_row(label + ": 0 pairs (no cell has this arm and its counterpart)", cols))
             continue
         for (task, tags, also), group in by_task(pairs).items():
             rps = index.record_pairs(group)
-            for m in COMPARED[method]:
-                units = pair_units(method, rps, comp.a.metric(m), comp.b.metric(m))
+            for m in h.compared:
+                from ..stats.units import pair_units
+
+                units = pair_units(method, rps, m, rename.get(m, m))
                 d, p, wins, ma, mb = paired_row(units)
                 row = [label + tag_text(tags), task,
                        ", ".join(also) or "—", metric_title(m), units.kind, units.trial_pairs, units.n, ma, mb, d, p,
-                       None, wins, units.problem_text()]
+                       None, wins, problem_text(units.problems)]
                 tab.rows.append(row + ([fired_pair(m, rps)] if len(cols) > len(PAIRED_COLS) else []))
     _q_values(tab, "p", "q (BH)")
     tab.note = ("Δ's 95% t interval and two-sided p over units (n); q: Benjamini–Hochberg over this table's rows. "
@@ -231,8 +257,6 @@ def effects_table(index: Index, method: str, headline: str) -> Tab:
 
 
 def base_label(design: Design, axis: str) -> str:
-    from ..common.design import group_of
-
     v = design.base.get(axis)
     if v is not None:
         return short(v)
@@ -241,12 +265,14 @@ def base_label(design: Design, axis: str) -> str:
 
 
 def _effect_row(index: Index, axis, value, vs, task, tags, also, group: list[CellPair], headline, method) -> list:
+    from ..stats.units import pair_units
+
     rps = index.record_pairs(group)
     h = pair_units(method, rps, headline)
     d, p, _, ma, _ = paired_row(h)
     s, t = (paired_row(pair_units(method, rps, m))[0] for m in ("ssim", "time_s"))
     row = [axis, short(value) + tag_text(tags), vs, task, ", ".join(also) or "—", h.kind, h.trial_pairs, h.n, ma, d,
-           p, None, s, t, h.problem_text()]
+           p, None, s, t, problem_text(h.problems)]
     return row + ([fired_pair(headline, rps)] if headline == "psnr_es" else [])
 
 
@@ -255,7 +281,7 @@ def _effect_row(index: Index, axis, value, vs, task, tags, also, group: list[Cel
 def best_table(cells: list[Cell], method: str, headline: str, mode: str) -> Tab:
     extra = [m for m in ("psnr", "ssim") if m != headline]
     es = ["ES fired"] if headline == "psnr_es" else []
-    cols = ["task", "rank", "#", "grid cell", "units", headline, *es, *extra, "time_s"]
+    cols = ["task", "rank", "#", "grid cell", "units", ("headline", headline), *es, *extra, "time_s"]
     tab = Tab("best", f"Best configurations on {headline}, per task (needs no ground truth; {ORACLE} and {FLOOR} "
                       "cells excluded)", cols)
     tasks: dict[str, list[Cell]] = {}
@@ -294,25 +320,22 @@ def early_stopping_table(cells: list[Cell], method: str) -> Tab:
     return tab
 
 
-COST_PARTS = {"staged": ("dip_s",), "hybrid": ("train_s", "dip_s", "sample_s")}
-COST_DETAIL = {"staged": ("ms_per_iter",), "hybrid": ("ddpm_fit_s", "train_data_s", "ddpm_fit_cpu_s")}
-
-
-def trial_values(records: list[dict], name: str) -> list[float]:
-    return [v for r in records for v in [(r.get("metrics") or {}).get(name)]
+def trial_values(records: list[Record], name: str) -> list[float]:
+    return [v for r in records for v in [r.metrics.get(name)]
             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
 
 
 def cost_table(cells: list[Cell], method: str, headline: str) -> Tab:
-    parts, detail = COST_PARTS[method], COST_DETAIL[method]
+    h = hints(method)
+    parts, detail = h.cost_parts, h.cost_detail
     cols = ["#", "grid cell", headline, "trials", "time_s (attributed)", *parts, "other_s", *detail,
             "wall_s (this trial)", "cache hits"]
     tab = Tab("cost", "Time against quality, per trial: time_s = " + " + ".join(parts) + " + other_s (a cache hit is "
                       "charged what its artefact cost)", cols)
     for c in cells:
-        trials = [r for r in c.usable if (r.get("metrics") or {}).get("time_s") is not None]
-        others = [r["metrics"]["time_s"] - sum((r["metrics"].get(p) or 0.0) for p in parts) for r in trials]
-        hits = [bool(v) for r in trials for k, v in r["metrics"].items() if k.startswith("cache_hit_") and v is not None]
+        trials = [r for r in c.usable if isinstance(r.metrics.get("time_s"), (int, float))]
+        others = [r.metrics["time_s"] - sum((r.metrics.get(p) or 0.0) for p in parts) for r in trials]
+        hits = [bool(v) for r in trials for k, v in r.metrics.items() if k.startswith("cache_hit_") and v is not None]
         tab.rows.append([c.number, c.label, estimate(method, c.records, headline), len(trials),
                          mean_ci(trial_values(trials, "time_s")),
                          *(mean_ci(trial_values(trials, p)) for p in parts), mean_ci(others),
@@ -326,52 +349,52 @@ def cost_table(cells: list[Cell], method: str, headline: str) -> Tab:
 
 REF_METRICS = ("psnr_observation", "psnr_tv", "psnr_nlm", "psnr_cbm3d", "ssim_observation", "ssim_tv", "ssim_nlm",
                "ssim_cbm3d")
+REF_COLUMNS = ("observation psnr", "TV psnr", "NL-means psnr", "CBM3D psnr", "observation ssim", "TV ssim",
+               "NL-means ssim", "CBM3D ssim")
 
 
-def references_table(records: list[dict], method: str) -> Tab:
-    cols = ["task", "observations", "observation psnr", "TV psnr", "NL-means psnr", "CBM3D psnr", "observation ssim",
-            "TV ssim", "NL-means ssim", "CBM3D ssim"]
+def references_table(records: list[Record], method: str) -> Tab:
+    cols = ["task", "observations", *zip(REF_METRICS, REF_COLUMNS)]
     tab = Tab("references", "Classical references on the same observations (each observation once)", cols)
-    from ..common.design import task_of
-
     tasks: dict[str, dict] = {}
-    for r in usable(records):
-        task = task_of(r.get("config") or {}, [i.get("id") for i in (r.get("images") or {}).get("test", [])]
-                       or list(r.get("per_image") or {}))
-        for img, m in (r.get("per_image") or {}).items():
+    for r in records:
+        if not r.usable:
+            continue
+        task = task_of(r.config, r.test_ids)
+        for img, m in r.per_image.items():
             if "psnr_observation" in m:  # the same seed, image and σ is the same observation
-                tasks.setdefault(task, {})[(img, r.get("seed"), round(m.get("noise_std_255", 0), 4))] = \
-                    (r.get("seed"), img, m)
+                tasks.setdefault(task, {})[(img, r.seed, round(m.get("noise_std_255") or 0, 4))] = (r.seed, img, m)
+    per_image = unit_of_method(method) == "image"
     for task in sorted(tasks):
         obs = list(tasks[task].values())
         row = [task, len(obs)]
         for k in REF_METRICS:  # one observation per (seed, image): a staged unit; a hybrid seed averages images
-            row.append(mean_ci(_ref_units(method, obs, k), bounds=bounds(k)))
+            row.append(mean_ci(_ref_units(per_image, obs, k), bounds=bounds(k)))
         tab.rows.append(row)
-    status = {(r.get("references") or {}).get("cbm3d") for r in usable(records)} - {None}
+    status = {r.extra.get("references", {}).get("cbm3d") for r in records if r.usable} - {None}
     cbm3d = "; ".join(sorted(status)) if status else "not recorded (trials from before it was added)"
     tab.note = (f"Intervals over units ({unit_kind(method, 'psnr')}). TV and NL-means estimate σ from the image; "
                 f"CBM3D is given the known σ, as DIP papers run it. CBM3D: {cbm3d}.")
     return tab
 
 
-def _ref_units(method: str, obs: list, key: str) -> list[float]:
+def _ref_units(per_image: bool, obs: list, key: str) -> list[float]:
     by_unit: dict = {}
     for seed, img, m in obs:
         if isinstance(m.get(key), (int, float)):
-            by_unit.setdefault((seed, img) if method == "staged" else (seed,), []).append(m[key])
+            by_unit.setdefault((seed, img) if per_image else (seed,), []).append(m[key])
     return [sum(v) / len(v) for v in by_unit.values()]
 
 
-def problems_table(records: list[dict]) -> Tab:
+def problems_table(records: list[Record]) -> Tab:
     tab = Tab("problems", "Trials that did not finish ok", ["trial_key", "grid cell", "seed", "status", "error"])
     for r in records:
-        if r.get("status") != "ok":
-            tab.rows.append([r["trial_key"], cell_label(r), r.get("seed"), r.get("status"), r.get("error") or ""])
+        if r.status != "ok":
+            tab.rows.append([r.trial_key, cell_label(r), r.seed, r.status, r.error or ""])
     return tab
 
 
-# ---------------------------------------------------------------- the whole report
+# ---------------------------------------------------------------- one method's tables
 
 @dataclass
 class Section:
@@ -379,45 +402,9 @@ class Section:
 
     method: str
     headline: str
-    records: list[dict]
+    records: list[Record]
     cells: list[Cell]
     index: Index
     tables: list[Tab]
     design: Design
     claim_rows: list = field(default_factory=list)
-
-
-def headline_for(method: str, metric: str | None) -> str:
-    from dipddpm.metrics import check_metric_name
-
-    name = check_metric_name(metric, method, "--metric") if metric else DEFAULT_METRIC[method]
-    if is_oracle_metric(name):
-        raise ConfigError(f"--metric: {name} is an {ORACLE} figure (it needs the clean image); "
-                          f"choose one reachable without ground truth, e.g. {DEFAULT_METRIC[method]}")
-    return name
-
-
-def build_section(records: list[dict], design: Design, metric: str | None = None, mode: str = "max",
-                  history: list[dict] | None = None) -> Section:
-    method = design.method
-    headline = headline_for(method, metric)
-    index = Index(records, design)
-    cells = cells_of(records, design, headline, mode)
-    rows = claim_rows(design, index, headline, history if history is not None else records)
-    tables = [claims_table(rows, design)] if design.claims else []
-    tables += [cells_table(cells, method, headline), comparisons_table(index, method),
-               effects_table(index, method, headline), best_table(cells, method, headline, mode)]
-    if method == "staged":
-        tables.append(early_stopping_table(cells, method))
-    tables += [cost_table(cells, method, headline), references_table(records, method), problems_table(records)]
-    return Section(method, headline, records, cells, index, tables, design, rows)
-
-
-def build_sections(records: list[dict], design: Design, metric: str | None = None, mode: str = "max",
-                   history: list[dict] | None = None) -> list[Section]:
-    methods = list(dict.fromkeys(r.get("method") for r in records))
-    unknown = [m for m in methods if m not in COMPARISONS]
-    if unknown:
-        raise ConfigError(f"results.jsonl: method {unknown[0]!r} is not one of staged | hybrid")
-    mine = [r for r in records if r.get("method") == design.method]
-    return [build_section(mine, design, metric, mode, history)] if mine else []

@@ -8,10 +8,15 @@ import logging
 import re
 from pathlib import Path
 
-from . import plots
-from .analysis import ORACLE, Section, Tab, cell_label, ok
-from .pairing import flatten
-from .render import fmt
+from dipddpm.method import ORACLE
+
+from ..common.design import flatten
+from ..common.labels import cell_text
+from ..common.record import Record
+from ..stats.intervals import Estimate
+from . import figures
+from .tables import Section, Tab, cell_label, hints
+from .text import fmt
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +62,6 @@ def table_html(tab: Tab) -> str:
 
 def _sort_key(v) -> str:
     """A numeric sort key for the script (an interval sorts by its mean, a missing value last)."""
-    from .stats import Estimate
-
     x = v.mean if isinstance(v, Estimate) else v
     if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x:
         return ""
@@ -101,25 +104,27 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 """
 
 
+def run_name(label: str, seed) -> str:
+    """A trial's W&B run name as its logger gave it: the grid cell and the seed."""
+    return f"{label} · seed {seed}"[:128]
+
+
 def trials_html(section: Section, link_root: str) -> str:
     """Every trial, linked to its files (trials/<key>/) and named by its W&B run, sortable like the rest."""
-    from ..common.wandb_runs import run_name
-    from .analysis import cell_text
-
     head = "".join(f'<th class="l" title="click to sort">{c}</th>' for c in
                    ("trial", "grid cell", "seed", "status", html.escape(section.headline), "files", "W&B run"))
     rows = []
-    for r in sorted(section.records, key=lambda r: (r.get("cell_key") or "", r.get("seed", 0))):
-        key = r["trial_key"]
+    for r in sorted(section.records, key=lambda r: (r.cell_key, r.seed)):
+        key = r.trial_key
         base = f"{link_root}trials/{key}/" if re.fullmatch(r"[0-9a-f]{16}", key) else None
-        value = (r.get("metrics") or {}).get(section.headline)
+        value = r.metrics.get(section.headline)
         shown = f"{value:.2f}" if isinstance(value, (int, float)) else "—"
         files = (f'<a href="{base}result.json">result.json</a> · <a href="{base}curves.json">curves.json</a> · '
                  f'<a href="{base}images/">images</a>') if base else "(refused key)"
-        wandb = html.escape(f"{r.get('wandb_run') or '—'} ({run_name(cell_text(r.get('cell') or {}), r.get('seed'))})")
+        wandb = html.escape(f"{r.extra.get('wandb_run') or '—'} ({run_name(cell_text(r.cell), r.seed)})")
         data_v = f' data-v="{value:.10g}"' if isinstance(value, (int, float)) else ""
         rows.append(f"<tr><td class=\"l\"><code>{html.escape(key)}</code></td><td class=\"l\">{_esc(cell_label(r))}</td>"
-                    f"<td>{r.get('seed')}</td><td>{html.escape(str(r.get('status')))}</td><td{data_v}>{shown}</td>"
+                    f"<td>{r.seed}</td><td>{html.escape(str(r.status))}</td><td{data_v}>{shown}</td>"
                     f"<td class=\"l\">{files}</td><td class=\"l\">{wandb}</td></tr>")
     return (f'<h3 id="trials">Trials ({len(rows)})</h3><table class="sortable"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
@@ -134,37 +139,38 @@ def figure_html(png: bytes | None, caption: str) -> str:
 
 # ------------------------------------------------------------------ image grid
 
-def grid_columns(section: Section) -> list[tuple[str, dict, str, str]]:
-    """(column title, record, image kind, PSNR field) for the grid: clean | observation | each method."""
-    if section.method == "staged":
-        pair = plots.reference_pair(section)
+def grid_columns(section: Section) -> list[tuple[str, Record, str, str]]:
+    """(column title, record, image kind, PSNR field) for the grid: clean | observation | NL-means | each of the
+    method's arms (its hints say which), on one observation (one seed)."""
+    h = hints(section.method)
+    if h.figure == "stage_curves":
+        pair = figures.reference_pair(section)
         if pair is None:
             return []
-        staged, base = pair
-        cols = [("clean", base, "clean", ""), ("observation y", base, "observation", "psnr_observation"),
-                ("NL-means", base, "nlm", "psnr_nlm"), ("plain DIP (ES)", base, "es", "psnr_es"),
-                ("staged DIP (ES)", staged, "es", "psnr_es"),
-                (f"staged DIP peak [{ORACLE}]", staged, "peak", "psnr_peak")]
-        best = next((c for c in section.cells if not c.oracle and c.ok and _same_observation(c.ok[0], base)), None)
-        if best is not None and best.key not in (staged.get("cell_key"), base.get("cell_key")):
-            cols.append((f"best config #{best.number} (ES)", best.ok[0], "es", "psnr_es"))
-        return cols
-    by_start = plots.start_records(section)
-    dip = (by_start.get("dip") or [None])[0]
-    if dip is None:
+        by_arm = {h.figure_arms[0][0]: [pair[0]], h.figure_arms[1][0]: [pair[1]]}
+        anchor = pair[1]
+    else:
+        by_arm = figures.arm_records(section)
+        anchor = (by_arm.get(h.figure_arms[0][0]) or [None])[0]
+    if anchor is None:
         return []
-    cols = [("clean", dip, "clean", ""), ("observation y", dip, "observation", "psnr_observation"),
-            ("NL-means", dip, "nlm", "psnr_nlm"), ("DIP alone", dip, "dip", "psnr_dip")]
-    for start, title in (("noise", "DDPM from noise (floor: unrelated sample)"), ("observation", "DDPM from y"), ("dip", "DDPM from DIP")):
-        rec = next((r for r in by_start.get(start, []) if r.get("seed") == dip.get("seed")), None)
+    cols = [("clean", anchor, "clean", ""), ("observation y", anchor, "observation", "psnr_observation"),
+            ("NL-means", anchor, "nlm", "psnr_nlm")]
+    for title, arm, kind, field in h.grid:
+        rec = next((r for r in by_arm.get(arm, []) if r.seed == anchor.seed), None)
         if rec is not None:
-            cols.append((title, rec, "hybrid", "psnr"))
+            cols.append((title, rec, kind, field))
+    if h.grid_best:
+        shown = {rec.cell_key for _t, rec, *_ in cols}
+        best = next((c for c in section.cells if not c.oracle and c.ok and _same_observation(c.ok[0], anchor)), None)
+        if best is not None and best.key not in shown:
+            cols.append((f"best config #{best.number} (ES)", best.ok[0], "es", "psnr_es"))
     return cols
 
 
-def _same_observation(a: dict, b: dict) -> bool:
+def _same_observation(a: Record, b: Record) -> bool:
     """Same images, size and degradation: the two trials restored the same y."""
-    pick = lambda r: {k: v for k, v in flatten(r["config"]).items() if k.split(".")[0] in ("data", "degradation")}
+    pick = lambda r: {k: v for k, v in flatten(r.config).items() if k.split(".")[0] in ("data", "degradation")}
     return pick(a) == pick(b)
 
 
@@ -186,24 +192,24 @@ def image_grid_html(section: Section, run_dir: Path) -> str:
     cols = grid_columns(section)
     if not cols:
         return '<p class="note">(no image grid: no matched trials with saved images)</p>'
-    images = list((cols[0][1].get("per_image") or {}))[: plots.MAX_IMAGES]
+    images = list(cols[0][1].per_image)[: figures.MAX_IMAGES]
     head = "<th>image</th>" + "".join(f"<th>{_esc(t)}</th>" for t, *_ in cols)
     rows = []
     for image in images:
         tds = [f"<td>{html.escape(image)}</td>"]
         for _title, rec, kind, field in cols:
-            path = trial_file(run_dir, rec["trial_key"], f"images/{image}_{kind}.png")
-            value = ((rec.get("per_image") or {}).get(image) or {}).get(field)
+            path = trial_file(run_dir, rec.trial_key, f"images/{image}_{kind}.png")
+            value = rec.value(field, image)
             caption = f"{value:.2f} dB" if isinstance(value, (int, float)) else ""
             if path is None:
                 img = "(refused: not an image name)"
                 log.warning("%s: trial %s names image %r, which is no image name (it would leave the trial's "
-                            "folder); not embedded", run_dir, rec["trial_key"], image[:80])
+                            "folder); not embedded", run_dir, rec.trial_key, image[:80])
             else:
                 img = f'<img alt="{kind}" src="{data_uri(path.read_bytes())}">' if path.is_file() else "(missing)"
             tds.append(f"<td>{img}{caption}</td>")
         rows.append("<tr>" + "".join(tds) + "</tr>")
-    seed = cols[0][1].get("seed")
+    seed = cols[0][1].seed
     where = ", ".join(dict.fromkeys(cell_label(rec) for _t, rec, *_ in cols))
     return (f'<table class="grid"><tr>{head}</tr>{"".join(rows)}</table>'
             f'<p class="note">Seed {seed}; PSNR against the clean image under each. Trials: {html.escape(where)}.</p>')
@@ -214,7 +220,7 @@ def image_grid_html(section: Section, run_dir: Path) -> str:
 def section_html(section: Section, run_dir: Path, figures: dict[str, tuple[str, bytes | None]],
                  link_root: str = "") -> str:
     """Claims first, then the tables and the trials, then the figures and the image grid."""
-    n_ok = len(ok(section.records))
+    n_ok = sum(r.status == "ok" for r in section.records)
     parts = [f"<h2>{html.escape(section.method)} · {len(section.records)} trials ({n_ok} ok) · "
              f"ranked by {html.escape(section.headline)}</h2>"]
     parts += [table_html(t) for t in section.tables]

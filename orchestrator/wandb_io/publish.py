@@ -20,16 +20,16 @@ import sys
 from pathlib import Path
 
 from dipddpm.errors import ConfigError
-from dipddpm.record import atomic_write_text
+from dipddpm.atomic import atomic_write_text
 
-from ..common.wandb_runs import drop_offline_runs, group_name, summary_run_id, wandb_mode
-from .build import Report, build_report
-from .plots import figure_names
-from .render import flat_columns, flat_rows
+from ..report.build import Report, build_report
+from ..report.figures import figure_names
+from ..report.tables import hints
+from ..report.text import flat_columns, flat_rows
+from .naming import drop_offline_runs, group_name, project as project_name, run_scope, summary_run_id, wandb_mode
 
 log = logging.getLogger(__name__)
 SPEC_FILE = "wandb_report_spec.json"
-IMAGE_KINDS = {"staged": ("clean", "observation", "es", "peak"), "hybrid": ("clean", "observation", "dip", "hybrid")}
 
 
 def table_key(method: str, name: str) -> str:
@@ -88,21 +88,20 @@ def log_summary_run(report: Report, project: str) -> str | None:
 
 def _findings(report: Report) -> str:
     """The answer first: each claim's verdict, then the best usable configuration per task."""
-    from .render import fmt
+    from ..report.text import fmt
 
     lines = []
     for s in report.sections:
         tabs = {t.name: t for t in s.tables}
         claims = tabs.get("claims")
-        for row in claims.rows if claims else []:
-            rec = dict(zip(claims.columns, row))
-            lines.append(f"- {rec['claim']}: **{rec['verdict']}** (Δ {fmt(rec['Δ = A − B'], 'Δ')}, n = {rec['n']} "
+        for rec in claims.dicts() if claims else []:
+            lines.append(f"- {rec['claim']}: **{rec['verdict']}** (Δ {fmt(rec['delta'], 'Δ')}, n = {rec['n']} "
                          f"units)")
         best = tabs.get("best")
         if best and best.rows:
-            rec = dict(zip(best.columns, best.rows[0]))
+            rec = best.dicts()[0]
             lines.append(f"- **{s.method}** ({rec['task']}): best on `{s.headline}` is #{rec['#']} "
-                         f"({rec['grid cell']}): {fmt(rec[s.headline], s.headline)}.")
+                         f"({rec['grid cell']}): {fmt(rec['headline'], s.headline)}.")
     return "\n".join(lines) or "No finished trials yet."
 
 
@@ -136,8 +135,6 @@ def report_spec(report: Report, project: str, entity: str | None) -> dict:
 
 def _run_scope(report: Report) -> str | None:
     """The run folder's scope, as its trials' W&B configs carry it (a --fresh folder has another)."""
-    from ..common.wandb_runs import run_scope
-
     try:
         return run_scope(json.loads((report.run_dir / "run.json").read_text())["uid"])
     except (OSError, ValueError, KeyError):
@@ -146,20 +143,21 @@ def _run_scope(report: Report) -> str | None:
 
 def _images(s) -> list[str]:
     """The section's test images, first seen first (every trial logs each under its own keys)."""
-    return list(dict.fromkeys(img for r in s.records for img in (r.get("per_image") or {})))
+    return list(dict.fromkeys(img for r in s.records for img in r.per_image))
 
 
 def _trial_panels(s) -> list[dict]:
-    variant = "staged.variant" if s.method == "staged" else "hybrid.start"
+    h = hints(s.method)
+    variant = h.variant_axis
     panels = []
-    if s.method == "staged":  # each image's fit on its own iteration axis: one curve per run, no sawtooth
+    if h.per_image_axis:  # each image's fit on its own iteration axis: one curve per run, no sawtooth
         panels += [{"type": "line", "title": f"{image}: {m.upper()} against iteration by variant", "x": f"{image}/iter",
                     "y": [f"{image}/{m}"], "groupby": variant} for image in _images(s)[:3] for m in ("psnr", "ssim")]
     panels += [{"type": "bar", "title": f"{s.headline} by {axis}", "metrics": [s.headline], "groupby": axis}
                for axis in s.design.axes]
     panels.append({"type": "scatter", "title": f"time_s against {s.headline}", "x": "time_s", "y": s.headline})
     panels.append({"type": "media", "title": "restorations",
-                   "media_keys": [f"images/{image}/{k}" for image in _images(s)[:3] for k in IMAGE_KINDS[s.method]]})
+                   "media_keys": [f"images/{image}/{k}" for image in _images(s)[:3] for k in h.image_kinds]})
     return panels
 
 
@@ -207,23 +205,25 @@ def offline_runs(run_dir: Path) -> list[Path]:
     return sorted(p for p in (run_dir / "wandb").glob("offline-run-*") if p.is_dir())
 
 
-def publish(args) -> int:
+def publish(run_dir: Path, dry_run: bool = False, out: str | None = None, project: str | None = None,
+            entity: str | None = None, console=None) -> int:
+    """`wandb sync` of the run folder's offline runs, then its W&B Report saved (`dry_run`: the spec only)."""
     from rich.console import Console
 
-    console = Console()
-    report = build_report(args.run_dir)
-    project = args.project or os.environ.get("WANDB_PROJECT") or "dipddpm"
-    entity = args.entity or os.environ.get("WANDB_ENTITY")
+    console = console or Console()
+    report = build_report(run_dir)
+    project = project_name(project)
+    entity = entity or os.environ.get("WANDB_ENTITY")
     spec = report_spec(report, project, entity)
-    out = Path(args.out) if args.out else report.run_dir / SPEC_FILE
-    if not args.dry_run and wandb_mode() != "online":
+    out = Path(out) if out else report.run_dir / SPEC_FILE
+    if not dry_run and wandb_mode() != "online":
         raise ConfigError("publish: no W&B API key here (run `wandb login` or set WANDB_API_KEY, and leave "
                           "WANDB_MODE unset or online); offline, use `publish --dry-run` to write the spec")
     spec_objects(spec, offline=True)  # fails here, before anything is sent, if the spec does not build
     atomic_write_text(out, json.dumps(spec, indent=1))
     panels = sum(len(b.get("panels", [])) for b in spec["blocks"])
     console.print(f"wrote {out}: {len(spec['tables'])} tables, {panels} panels")
-    if args.dry_run:
+    if dry_run:
         console.print("dry run: nothing sent. `python -m orchestrator publish RUN_DIR` with a key syncs the "
                       f"{len(offline_runs(report.run_dir))} offline runs and saves this report.")
         return 0

@@ -1,0 +1,152 @@
+"""The driver's recorder: the one writer of results.jsonl while a sweep runs.
+
+A Ray Tune callback on the driver. Each finished trial's record arrives in its
+final `tune.report`; the recorder appends it to the store (trying again after an
+I/O hiccup), feeds it to the searcher (adaptive replication decides on it), queues
+its offline W&B run for upload when the driver is online, and tells the live view
+(`live.py`), which only shows. After `fit()`, `reconcile` writes what the callbacks
+could not: the record a final result carries, or a failed record for a trial
+that ended in an error (Tune does not raise on those).
+
+Nothing raised here may reach Tune: an exception in a callback ends `fit()` and
+with it the sweep. Each hook logs what went wrong and carries on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+
+from ray.tune import Callback, Stopper
+
+from dipddpm.config import config_dict
+from dipddpm.record import versions
+
+from ..common.record import Record
+from ..common.store import ResultsStore
+
+log = logging.getLogger(__name__)
+
+
+def _guarded(hook):
+    @functools.wraps(hook)
+    def run(self, *args, **kwargs):
+        try:
+            return hook(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - see the module docstring
+            log.warning("sweep callback %s failed: %s (the sweep goes on)", hook.__name__, exc)
+            self.errors.append(f"{hook.__name__}: {exc}")
+    return run
+
+
+class Recorder(Callback):
+    """Appends records as trials finish, feeds the searcher and the uploads, and tells the view."""
+
+    def __init__(self, store: ResultsStore, view, searcher=None, sync=None):
+        """`view`: the live view (`live.SweepView`); `searcher`: fed each record once written; `sync`: uploads
+        each trial's offline W&B run when the driver is online."""
+        self.store, self.view, self.searcher, self.sync = store, view, searcher, sync
+        self.errors: list[str] = []  # what the guarded hooks swallowed
+        self.write_error: OSError | None = None  # results.jsonl refused a record: the sweep stops (StopOnWriteError)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        # Tune pickles its callbacks with the experiment state: the view holds a terminal, the sync a thread,
+        # the searcher the plan (results.jsonl is the state that matters)
+        state.update(view=None, sync=None, searcher=None)
+        return state
+
+    @_guarded
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.view.started(trial.trial_id)
+
+    @_guarded
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "write_error" in result:  # the hub could not write into the run folder: stop, say where and why
+            got = json.loads(result["write_error"])
+            self.write_error = self.write_error or OSError(28, got["error"], got["path"])
+            return
+        if "record" not in result:
+            return
+        record = Record.from_dict(json.loads(result["record"]))
+        written = self._append(record)
+        if written is None:
+            return
+        if written and self.searcher is not None:
+            self.searcher.feed(record)
+        if self.sync is not None and record.extra.get("wandb_folder"):
+            self.sync.submit(self.store.dir / "wandb" / record.extra["wandb_folder"])
+        self.view.recorded(record, written)
+
+    def _append(self, record: Record, tries: int = 3) -> bool | None:
+        """Append the record, trying again after a moment (an I/O hiccup); None when the disk keeps refusing
+        it (full): then nothing more can be recorded, so nothing more is run (StopOnWriteError)."""
+        for attempt in range(tries):
+            try:
+                return self.store.append(record)
+            except OSError as exc:
+                if attempt == tries - 1:
+                    self.write_error = self.write_error or exc
+                    return None
+                time.sleep(0.5 * (attempt + 1))
+        return None
+
+    @_guarded
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.view.finished(trial.trial_id)
+
+    @_guarded
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.view.errored(trial.trial_id)
+
+    @_guarded
+    def on_step_end(self, iteration, trials, **info):
+        self.view.refresh()
+
+    def reconcile(self, grid, trials: list, sweep: str, profile: str) -> int:
+        """After fit(): every trial of this run gets its terminal record. A final result that carries a
+        record the callback could not write is written now; a trial that ended in an error becomes a
+        `failed` record. Returns how many records this wrote."""
+        by_key, written = {t.key: t for t in trials}, 0
+        for result in grid:
+            key = (result.config or {}).get("trial", {}).get("key")
+            t = by_key.get(key)
+            if t is None or key in self.store.done_keys():
+                continue
+            final = (result.metrics or {}).get("record")
+            if final is not None:
+                record = Record.from_dict(json.loads(final))
+            elif result.error is not None:
+                record = failed_record(t, sweep, profile, str(result.error))
+            else:
+                continue
+            try:
+                written += self.store.append(record)
+            except Exception as exc:  # noqa: BLE001 - one bad record must not cost the others
+                log.warning("trial %s: its record could not be written (%s); rerun the sweep to retry", key, exc)
+        return written
+
+
+def failed_record(trial, sweep: str, profile: str, error: str) -> Record:
+    """The failed record of a planned trial (`Record.failed` with what the plan knows of it)."""
+    return Record.failed(trial_key=trial.key, sweep=sweep, profile=profile, config=config_dict(trial.config),
+                         cell=trial.cell, cell_key=trial.cell_key, images=trial.described_images(), error=error,
+                         versions=versions())
+
+
+class StopOnWriteError(Stopper):
+    """A Tune stopper: the whole experiment stops once results.jsonl cannot take a record."""
+
+    def __init__(self, recorder: Recorder):
+        self.recorder = recorder
+
+    def __call__(self, trial_id, result) -> bool:
+        return self.recorder.write_error is not None
+
+    def stop_all(self) -> bool:
+        return self.recorder.write_error is not None
+
+    def __getstate__(self):
+        return {"recorder": None}
