@@ -62,5 +62,7 @@ class Method:
     canonical: Callable  # cfg -> cfg with the fields that do not apply nulled
     tags: Callable  # config dict -> (ORACLE?, FLOOR?)
     report: ReportHints
+    censored: tuple[tuple[str, str], ...] = ()  # (metric, figure holding its cap): iteration counts that stop
+    # with the run are "at least" their value there
     artefact: Callable | None = None  # (cfg, images) -> the key of the shared artefact a trial needs first
     after_artefact_cost: Callable = field(default=lambda cfg: 0.0)  # work once that artefact exists

@@ -246,6 +246,7 @@ METHOD = Method(
     check=check,
     canonical=canonical,
     tags=tags,
+    censored=(("iter_peak", "iters"), ("iter_es", "iters")),  # the run's last iteration is "at least"
     report=ReportHints(
         variant_axis="staged.variant",
         comparisons=(Comparison("staged.variant", "staged", "baseline"),),

@@ -51,7 +51,7 @@ def record_for(trial, value, status: str, profile: str, sweep: str) -> dict:
         keys = per_image[next(iter(per_image))]
         metrics = {k: statistics.mean(m[k] for m in per_image.values()) for k in keys
                    if not isinstance(keys[k], bool)}
-        metrics |= trial_times(trial.config.method, trial.seed, len(per_image))
+        metrics |= trial_times(trial.config.method, trial.seed, len(per_image), jitter=int(trial.key[:4], 16) % 100 / 1000)
     return {"trial_key": trial.key, "method": trial.config.method, "seed": trial.seed, "profile": profile,
             "status": status, "error": None if status == "ok" else f"{status} on purpose",
             "config": config_dict(trial.config), "images": trial.described_images(), "metrics": metrics,
@@ -70,8 +70,9 @@ def image_metrics(method: str, v: float) -> dict:
             "ssim_tv": 0.85, "ssim_nlm": 0.88, "noise_std_255": 25.0}
 
 
-def trial_times(method: str, seed: int, images: int) -> dict:
-    """Trial-level seconds whose parts add up (time_s = parts + overhead), as the methods record them."""
+def trial_times(method: str, seed: int, images: int, jitter: float = 0.0) -> dict:
+    """Trial-level seconds whose parts add up (time_s = parts + overhead), as the methods record them; `jitter`
+    (seconds, from the trial's key) so that two trials of one seed do not take exactly the same time."""
     if method == "hybrid":
         out = {"ddpm_fit_s": 40.0 + seed, "train_data_s": 5.0, "dip_s": 2.0 * images, "sample_s": 1.0 * images,
                "ddpm_fit_cpu_s": 39.0 + seed}
@@ -79,7 +80,8 @@ def trial_times(method: str, seed: int, images: int) -> dict:
         out["time_s"] = out["train_s"] + out["dip_s"] + out["sample_s"]
         return out | {"wall_s": out["time_s"] + 3.0, "ref_s": 1.0}
     dip = 29.0 * images
-    return {"dip_s": dip, "time_s": dip + 1.5 + seed, "wall_s": dip + 3.0 + seed, "ref_s": 1.5, "ms_per_iter": 40.0}
+    return {"dip_s": dip, "time_s": dip + 1.5 + seed + jitter, "wall_s": dip + 3.0 + seed, "ref_s": 1.5,
+            "ms_per_iter": 40.0}
 
 
 # ---------------------------------------------------------------- designs without configs (simulations)

@@ -46,6 +46,7 @@ claims:
     where: {dip.lr: 0.01}
     metric: time_s
     margin: 5%
+    estimand: mean
   - text: a learning rate the sweep never ran
     a: {dip.lr: 0.5}
     b: {dip.lr: 0.01}
@@ -72,6 +73,13 @@ def value(trial, image):
     return 25.0 + trial.seed + (staged_gap(cfg.dip.lr, trial.seed, image) if cfg.staged.variant == "staged" else 0.0)
 
 
+def time_of(run, seed, variant) -> float:
+    from orchestrator.common.store import ResultsStore
+
+    return next(r.metrics["time_s"] for r in ResultsStore(run).records()
+                if r.seed == seed and r.config["staged"]["variant"] == variant and r.config["dip"]["lr"] == 0.01)
+
+
 @pytest.fixture(scope="module")
 def claims_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "claimed" / "cpu"
@@ -95,10 +103,13 @@ def test_each_verdict_from_known_differences(claims_run):
     first = rows[0]
     units = [-staged_gap(0.1, s, i) for s in SEEDS for i in IMAGES]  # (seed, image) units: 8
     assert first["n"] == 8 and first["unit"] == "(seed, image)" and first["trial pairs"] == 4
-    assert first["Δ = A − B"].mean == pytest.approx(np.mean(units))
-    assert first["p"] == pytest.approx(st.ttest_1samp(units, 0).pvalue)
+    assert first["estimand"] == "median" and first["Δ = A − B"].mean == pytest.approx(np.median(units))
+    wins = sum(u > 0 for u in units)  # the exact sign test, two-sided
+    assert first["p"] == pytest.approx(min(1, 2 * st.binomtest(wins, 8, 0.5, alternative="greater").pvalue))
     assert all(r["p (Holm)"] >= r["p"] for r in rows if r["p"] is not None)
-    assert rows[1]["Δ = A − B"].mean == pytest.approx(-np.mean(units))  # the same pairs, the other way round
+    assert rows[1]["Δ = A − B"].mean == pytest.approx(-np.median(units))  # the same pairs, the other way round
+    time_units = [math.log(time_of(claims_run, s, "staged") / time_of(claims_run, s, "baseline")) for s in SEEDS]
+    assert rows[4]["estimand"] == "mean" and rows[4]["p"] == pytest.approx(st.ttest_1samp(time_units, 0).pvalue)
     assert rows[5]["n"] == 0
 
 

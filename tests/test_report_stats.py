@@ -8,7 +8,23 @@ from scipy import stats as st
 
 from orchestrator.stats.intervals import mean_ci, paired, tost_p
 from orchestrator.stats.multiplicity import bh, holm
-from orchestrator.stats.verdicts import EQUIVALENT, SUPPORTED, TOO_FEW, UNDECIDED, family_verdicts
+from orchestrator.stats import estimands
+from orchestrator.stats.estimands import EQUIVALENT, SUPPORTED, TOO_FEW, UNDECIDED, Mean
+
+
+def family_verdicts(mean, std, n, expect, margin):
+    """A family of mean claims decided from summaries: Gaussian units with these means and spreads, read by the
+    mean estimand's t-test and TOST, Holm over the family (what the fixed evaluator does)."""
+    mean, std, n, margin = (np.atleast_1d(np.asarray(x, float)) for x in (mean, std, n, margin))
+    tests = []
+    for m, s, k, mg in zip(mean, std, n, margin):
+        base = np.linspace(-1, 1, int(k))  # k values with mean m and standard deviation s exactly
+        base = (base - base.mean()) / (base.std(ddof=1) if k > 1 and base.std(ddof=1) > 0 else 1)
+        tests.append(Mean.fixed(m + s * base, mg))
+    fields = estimands.Tested.__dataclass_fields__
+    tested = estimands.Tested(*(np.array([float(getattr(t, f)) for t in tests]) for f in fields))
+    got = estimands.decide(tested, np.asarray(expect, float))
+    return got | {"p_holm": got["p_adj"]}
 
 
 def test_mean_ci_matches_the_t_interval_by_hand():

@@ -11,6 +11,9 @@
         expect: greater                      # A − B > 0 (greater) or < 0 (less)
         margin: 0.5                          # optional: equivalence margin, in the metric's units
                                              #   or relative ("5%": then Δ is read as log(A/B))
+        estimand: median                     # optional: median (default: A beats B on most units) or mean
+                                             #   (a Gaussian model; see orchestrator/stats/estimands.py)
+        priority: 1                          # optional: adaptive seeds go to the lowest number first (default 2)
 
 Each cell of arm A (that `where` admits) is paired with the cell the sweep ran
 with B's values instead and every other setting the same, seed by seed. With
@@ -46,6 +49,9 @@ class ClaimFields:
     b_metric: str | None = fld(None, doc="arm B read through this metric of its trials (default: metric)")
     expect: Literal["greater", "less"] = fld("greater", doc="the sign of A − B the claim expects")
     margin: Any = fld(None, doc="equivalence margin: a number in the metric's units, or a percentage")
+    estimand: Literal["median", "mean"] = fld("median", doc="what the verdict estimates: median Δ or mean Δ")
+    priority: int = fld(2, (lambda v: v >= 1, "an integer >= 1"), "adaptive seeds go to the lowest number first "
+                        "(1: the questions the sweep exists for)")
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class Claim:
     margin: float | None = None  # equivalence margin: the metric's units, or a fraction when relative
     relative: bool = False  # margin given as a percentage: Δ is log(A/B), the margin log(1 + margin)
     b_metric: str | None = None  # None: arm B is read through `metric` too
+    estimand: str = "median"  # median Δ (robust, the default) or mean Δ (a Gaussian model)
+    priority: int = 2  # adaptive replication serves the lowest number first
 
     @property
     def sign(self) -> int:
@@ -73,7 +81,8 @@ class Claim:
         margin = None if self.margin is None else (f"{100 * self.margin:g}%" if self.relative else self.margin)
         out = {"text": self.text, "a": self.a, "b": self.b, "where": self.where, "metric": self.metric,
                "expect": self.expect, "margin": margin}
-        return out | ({"b_metric": self.b_metric} if self.b_metric else {})
+        return out | ({"b_metric": self.b_metric} if self.b_metric else {}) | {"estimand": self.estimand,
+                                                                               "priority": self.priority}
 
 
 def parse_claims(raw: Any, src: str, method: str | None = None) -> tuple[Claim, ...]:
@@ -103,11 +112,15 @@ def _claim(item: Any, where: str, method: str | None) -> Claim:
     for key in ("metric", "b_metric"):
         name = getattr(f, key)
         if name is not None and method is not None:
-            from dipddpm.methods import check_metric_name
+            from dipddpm.methods import check_metric_name, get
 
             check_metric_name(name, method, f"{where}.{key}")
+            if f.estimand == "mean" and name in dict(get(method).censored):
+                raise ConfigError(f"{where}.estimand: expected median for {name} (censored at the run's end: a "
+                                  f"value there is 'at least', so it has no mean), got mean")
     margin, relative = _margin(f.margin, f"{where}.margin")
-    return Claim(f.text.strip(), a, b, f.where or {}, f.metric, f.expect, margin, relative, f.b_metric)
+    return Claim(f.text.strip(), a, b, f.where or {}, f.metric, f.expect, margin, relative, f.b_metric, f.estimand,
+                 f.priority)
 
 
 def _margin(raw: Any, where: str) -> tuple[float | None, bool]:

@@ -117,6 +117,7 @@ class Design:
     claims: tuple = ()
     replicate: dict | None = None
     axes: tuple[str, ...] = field(default=())
+    parallel: int | None = None  # trials the run held at once (a projection's minutes divide by it)
 
     def __post_init__(self):
         if not self.axes:
@@ -183,6 +184,7 @@ class Design:
     def as_dict(self) -> dict:
         return {"name": self.name, "method": self.method, "metric": self.metric, "mode": self.mode,
                 "profile": self.profile, "base": self.base, "axes": list(self.axes), "seeds": self.seeds,
+                "parallel": self.parallel,
                 "replicate": self.replicate, "claims": [c.as_dict() for c in self.claims],
                 "points": [{"cell": p.cell, "void": sorted(p.void), "cell_key": p.cell_key, "task": p.task,
                             "tags": list(p.tags)} for p in self.points]}
@@ -195,7 +197,7 @@ class Design:
         points = [Point(pt["cell"], apply(base, pt["cell"], base), frozenset(pt["void"]), pt["cell_key"], pt["task"],
                         tuple(pt.get("tags", ()))) for pt in d["points"]]
         return cls(d["name"], d["method"], d["metric"], d["mode"], d["profile"], base, points, list(d["seeds"]),
-                   parse_claims(d.get("claims"), src), d.get("replicate"), tuple(d["axes"]))
+                   parse_claims(d.get("claims"), src), d.get("replicate"), tuple(d["axes"]), d.get("parallel"))
 
     def save(self, run_dir: Path) -> None:
         from dipddpm.atomic import atomic_write_text

@@ -61,24 +61,19 @@ def load_records(run_dir: str | Path) -> list[Record]:
 
 
 def build_report(run_dir: str | Path, records: list | None = None, metric: str | None = None,
-                 mode: str | None = None, design=None, history: list | None = None) -> Report:
-    """The report of a run folder. `records` (Records or their dicts): default results.jsonl's; `design`: the
-    sweep's (default: the sweep.json its last run kept, else one rebuilt from the records); `history`: every
-    record in arrival order (default: results.jsonl's), from which adaptive sweeps replay their claims'
-    decisions."""
+                 mode: str | None = None, design=None) -> Report:
+    """The report of a run folder. `records` (Records or their dicts): default results.jsonl's, the last terminal
+    record of each trial (every table, claim and `best` reads that one); `design`: the sweep's (default: the
+    sweep.json its last run kept, else one rebuilt from the records)."""
     from ..common import claims as claims_mod
     from ..common import design as design_mod
-    from ..common.store import ResultsStore
 
     run_dir = Path(run_dir).resolve()
     records = load_records(run_dir) if records is None else [_record(r) for r in records]
     if design is None:
         design = design_mod.load(run_dir) or design_mod.from_records(records, claims_mod.load(run_dir))
     records = _one_sweep(records, design, run_dir)
-    if history is None:
-        history = ResultsStore(run_dir).history() if (run_dir / "results.jsonl").is_file() else records
-    history = [_record(r) for r in history]
-    sections = build_sections(records, design, metric or design.metric or None, mode or design.mode, history)
+    sections = build_sections(records, design, metric or design.metric or None, mode or design.mode)
     code = records[-1].versions.get("dipddpm_code", "?")
     meta = {"title": f"dipddpm report · {design.name} · {design.profile}", "sweep": design.name,
             "profile": design.profile, "records": len(records), "status": status_text(records),
@@ -120,15 +115,14 @@ def headline_for(method: str, metric: str | None) -> str:
     return name
 
 
-def build_section(records: list[Record], design: Design, metric: str | None = None, mode: str = "max",
-                  history: list[Record] | None = None) -> Section:
+def build_section(records: list[Record], design: Design, metric: str | None = None, mode: str = "max") -> Section:
     from dipddpm.methods import get
 
     method = design.method
     headline = headline_for(method, metric)
     index = Index(records, design)
     cells = cells_of(records, design, headline, mode)
-    rows = claim_rows(design, index, headline, history if history is not None else records)
+    rows = claim_rows(design, index, headline, records)
     tables = [claims_table(rows, design)] if design.claims else []
     tables += [cells_table(cells, method, headline), comparisons_table(index, method),
                effects_table(index, method, headline), best_table(cells, method, headline, mode)]
@@ -138,8 +132,8 @@ def build_section(records: list[Record], design: Design, metric: str | None = No
     return Section(method, headline, records, cells, index, tables, design, rows)
 
 
-def build_sections(records: list[Record], design: Design, metric: str | None = None, mode: str = "max",
-                   history: list[Record] | None = None) -> list[Section]:
+def build_sections(records: list[Record], design: Design, metric: str | None = None,
+                   mode: str = "max") -> list[Section]:
     from dipddpm.methods import names
 
     methods = list(dict.fromkeys(r.method for r in records))
@@ -147,7 +141,7 @@ def build_sections(records: list[Record], design: Design, metric: str | None = N
     if unknown:
         raise ConfigError(f"results.jsonl: method {unknown[0]!r} is not one of {' | '.join(names())}")
     mine = [r for r in records if r.method == design.method]
-    return [build_section(mine, design, metric, mode, history)] if mine else []
+    return [build_section(mine, design, metric, mode)] if mine else []
 
 
 def link_root(report: Report, out_dir: Path | None) -> str:

@@ -1,5 +1,6 @@
 """The claims table: each hypothesis the sweep states and its family-wise verdict, from the rows an evaluator
-filled (`stats.verdicts`), on fixed grids and adaptive sweeps alike."""
+filled (`stats.verdicts`), on fixed grids and adaptive sweeps alike. Each row names its estimand; each table
+names the photos its verdicts speak of."""
 
 from __future__ import annotations
 
@@ -7,26 +8,39 @@ import math
 
 from ..common.design import Design
 from ..common.labels import metric_title, short, tag_text
-from ..stats.intervals import MIN_UNITS, Estimate
+from ..stats import estimands
+from ..stats.intervals import Estimate
 from ..stats.pairing import Index
-from ..stats.sequential import first_interval_n
 from ..stats.units import problem_text
 from ..stats.verdicts import ALPHA, ClaimRow, ClaimTracker, evaluate_fixed, family
 from .tables import Tab, fired_pair
 
 
-def claim_rows(design: Design, index: Index, headline: str, history: list) -> list[ClaimRow]:
-    """Fixed grid: rows with Holm-adjusted verdicts. Under replicate: the tracker's rows, from the records in
-    arrival order (the first terminal record of each trial)."""
+def claim_rows(design: Design, index: Index, headline: str, records: list) -> list[ClaimRow]:
+    """Fixed grid: rows with Holm-adjusted verdicts of one read. Under replicate: the tracker's rows, from every
+    trial's last terminal record read seed by seed (as the live sweep read them)."""
     if not design.claims:
         return []
     if design.replicate:
-        return ClaimTracker(design, headline).replay(history).rows
-    return evaluate_fixed(family(design, design.claims, headline), index, design.method)
+        return ClaimTracker(design, headline, costs=cell_costs(records), parallel=design.parallel or 1) \
+            .replay(records).rows
+    return evaluate_fixed(family(design, design.claims, headline), index, design.method,
+                          costs=cell_costs(records), parallel=design.parallel or 1)
 
 
-def _arm(selector: dict) -> str:
-    return ", ".join(f"{k.split('.')[-1]}={short(v)}" for k, v in selector.items())
+def cell_costs(records: list) -> dict[str, float]:
+    """cell key -> the mean measured wall seconds of one of its trials (a projection's cost per seed)."""
+    sums: dict[str, list[float]] = {}
+    for r in records:
+        wall = r.metrics.get("wall_s")
+        if isinstance(wall, (int, float)) and not isinstance(wall, bool) and math.isfinite(wall):
+            sums.setdefault(r.cell_key, []).append(float(wall))
+    return {k: sum(v) / len(v) for k, v in sums.items()}
+
+
+def _arm(selector: dict, metric: str | None = None) -> str:
+    text = ", ".join(f"{k.split('.')[-1]}={short(v)}" for k, v in selector.items())
+    return f"{text} ({metric})" if metric else text
 
 
 def _percent(est: Estimate | None) -> str | Estimate | None:
@@ -44,66 +58,114 @@ def _label(row: ClaimRow) -> str:
     return row.claim.text + tag_text(row.tags)
 
 
-FIXED_COLS = ["claim", "task", "metric", "unit", "A", "B", "trial pairs", "n", "mean A", "mean B",
-              ("delta", "Δ = A − B"), "p", ("p_adj", "p (Holm)"), "margin", ("p_equiv_adj", "TOST p (Holm)"),
-              "expected", "verdict", "diverged/failed", "ES fired (A vs B)"]
-SEQ_COLS = ["claim", "task", "metric", "unit", "A", "B", "trials", "n", "mean A", "mean B", ("delta", "Δ = A − B"),
-            ("p", "p (anytime)"), ("p_adj", "p (×K)"), "margin", ("p_equiv_adj", "equiv. p (×K)"),
-            ("decided", "decided at"), "expected", "verdict", "diverged/failed"]
-
-
-def claims_table(rows: list[ClaimRow], design: Design) -> Tab:
-    if design.replicate:
-        return _sequential_table(rows)
-    tab = Tab("claims", "Claims: each hypothesis the sweep states, tested on the pairs it ran (one family)",
-              FIXED_COLS, terminal=("claim", "task", "metric", "n", "Δ = A − B", "p", "p (Holm)", "verdict",
-                                    "ES fired (A vs B)"))
-    for row in rows:
-        diff = _percent(row.diff) if row.claim.relative else row.diff
-        tab.rows.append([_label(row), row.task, metric_title(row.metric), row.kind, _arm(row.claim.a),
-                         _arm(row.claim.b), row.units.trial_pairs if row.units else 0, row.n, row.mean_a,
-                         row.mean_b, diff, row.p.get("p"), row.p.get("p_adj"), row.claim.margin_text(),
-                         row.p.get("p_equiv_adj"), _expected(row), row.verdict,
-                         problem_text(row.problems), fired_pair(row.metric, row.record_pairs)])
-    tab.note = ("One family: Holm adjusts every claim's two-sided t-test (and the two one-sided tests against "
-                f"±margin where a claim has one) together, so the chance of any false verdict stays ≤ {ALPHA:g}. "
-                "Δ's 95% interval is unadjusted. n counts independent units (the unit column); below 3 there is no "
-                "verdict. A relative margin reads Δ as a ratio A/B − 1.")
-    return tab
-
-
 def _expected(row: ClaimRow) -> str:
     return f"A {'>' if row.claim.expect == 'greater' else '<'} B"
 
 
-def _sequential_table(rows: list[ClaimRow]) -> Tab:
-    tab = Tab("claims", "Claims, decided sequentially as units arrived (anytime-valid confidence sequences, one "
-                        "family)", SEQ_COLS, terminal=("claim", "trials", "n", "Δ = A − B", "p (anytime)", "p (×K)",
-                                                       "equiv. p (×K)", "decided at", "verdict"))
-    k = max(sum(1 for r in rows if r.pairs), 1)
-    first = first_interval_n(ALPHA / k)
+def _diff(row: ClaimRow, est: Estimate | None):
+    return _percent(est) if row.claim.relative else est
+
+
+def _b(row: ClaimRow) -> str:
+    return _arm(row.claim.b, row.claim.b_metric)
+
+
+FIXED_COLS = ["claim", "task", "metric", "estimand", "unit", "A", "B", "trial pairs", "n", "mean A", "mean B",
+              ("delta", "Δ = A − B"), "p", ("p_adj", "p (Holm)"), "margin", ("p_equiv_adj", "equiv. p (Holm)"),
+              ("to_units", "to decide (units)"), ("to_min", "to decide (min)"), "expected", "verdict",
+              "diverged/failed", "ES fired (A vs B)"]
+SEQ_COLS = ["claim", "task", "metric", "estimand", "unit", "A", "B", ("decided", "decided at"),
+            ("delta_decided", "Δ at decision †"), "trials", "n", ("delta", "Δ now"), "mean A", "mean B",
+            ("p", "p (anytime)"), ("p_adj", "p (Holm)"), "margin", ("p_equiv_adj", "equiv. p (Holm)"),
+            ("to_units", "to decide (units)"), ("to_min", "to decide (min)"), "expected", "verdict",
+            "diverged/failed"]
+
+
+def claims_table(rows: list[ClaimRow], design: Design) -> Tab:
+    if design.replicate:
+        return _sequential_table(rows, design)
+    tab = Tab("claims", "Claims: each hypothesis the sweep states, tested on the pairs it ran (one family)",
+              FIXED_COLS, terminal=("claim", "task", "metric", "estimand", "n", "Δ = A − B", "p (Holm)", "verdict",
+                                    "ES fired (A vs B)"))
     for row in rows:
-        dec = row.decision
-        est = row.diff
-        if dec is not None:
-            bounded = math.isfinite(dec.low) and math.isfinite(dec.high)
-            est = Estimate(dec.mean, dec.low if bounded else None, dec.high if bounded else None, dec.n)
-        diff = _percent(est) if row.claim.relative else est
-        decided = f"{dec.n} units, {dec.trials} trials" if dec else f"undecided ({row.n} units)"
-        n = dec.n if dec else row.n
-        ps = (dec.p if dec else row.p) if row.pairs and n >= MIN_UNITS else {}  # at the decision, else now
-        tab.rows.append([_label(row), row.task, metric_title(row.metric), row.kind, _arm(row.claim.a),
-                         _arm(row.claim.b), row.trials, row.n, row.mean_a, row.mean_b, diff, ps.get("p"),
-                         ps.get("p_adj"), row.claim.margin_text(), ps.get("p_equiv_adj"), decided, _expected(row),
-                         row.verdict + (" (sequential)" if dec else ""), problem_text(row.problems)])
-    tab.note = (f"Each claim's interval is a confidence sequence at level 1 − {ALPHA:g}/{k} (α split over the family's "
-                f"{k} claims), valid at every number of units at once, so reading it after every unit is allowed; "
-                "a claim is decided when it excludes 0 (supported / contradicted) or lies inside ±margin "
-                f"(equivalent), from {MIN_UNITS} units on, and keeps that verdict; at this level no n below {first} "
-                "can carry enough evidence for an interval at all. p (anytime): the anytime-valid p-value of Δ = 0 "
-                "(the smallest level whose sequence ever excluded 0), valid however often it was read; p (×K): "
-                f"times the family's {k} claims (Bonferroni, the split the verdicts use), so p (×K) ≤ {ALPHA:g} "
-                "exactly when the claim is supported or contradicted; equiv. p (×K): the same for Δ outside "
-                "±margin. Δ, n, p: at the decision (or now, when undecided); trials: the records of the claim's "
-                "cells.")
+        tab.rows.append([_label(row), row.task, metric_title(row.metric), row.claim.estimand, row.kind,
+                         _arm(row.claim.a), _b(row), row.trials, row.n, row.mean_a, row.mean_b,
+                         _diff(row, row.diff), row.p.get("p"), row.p.get("p_adj"), row.claim.margin_text(),
+                         row.p.get("p_equiv_adj"), units_text(row.projection, False),
+                         minutes_text(row.projection), _expected(row), row.verdict, problem_text(row.problems),
+                         fired_pair(row.metric, row.record_pairs)])
+    hyps = sum(1 for r in rows if r.pairs) + sum(1 for r in rows if r.pairs and math.isfinite(r.margin))
+    tab.note = (f"One family, read once: Holm adjusts every claim's test of Δ = 0 (and of |Δ| ≥ margin where a claim "
+                f"has one) together, so the chance of any false verdict stays ≤ {ALPHA:g} for one read of a grid "
+                "planned in advance; reading the grid again after adding seeds spends that chance again (a sweep that "
+                "grows should say replicate:, whose verdicts hold at every look). Δ's 95% interval is unadjusted. "
+                "to decide: the units (and minutes, at the sweep's measured trial cost and parallelism) that "
+                "adaptive replication from here would need at the current estimate. "
+                f"n counts independent units (the unit column); below {estimands.MIN_UNITS} there is no verdict. "
+                + _estimand_note(rows, hyps, sequential=False) + _photos_note(rows)
+                + " A relative margin reads Δ as a ratio A/B − 1.")
     return tab
+
+
+def _sequential_table(rows: list[ClaimRow], design: Design) -> Tab:
+    tab = Tab("claims", "Claims, decided as units arrived (anytime-valid, one family)", SEQ_COLS,
+              terminal=("claim", "estimand", "decided at", "Δ at decision †", "n", "Δ now", "p (Holm)",
+                        "to decide (units)", "to decide (min)", "verdict"))
+    for row in rows:
+        dec, proj = row.decision, row.projection
+        at_decision = None
+        if dec is not None:
+            at_decision = _diff(row, Estimate(dec.estimate, dec.low, dec.high, dec.n))
+        decided = f"{dec.n} units, {dec.trials} trials" if dec else "—"
+        tab.rows.append([_label(row), row.task, metric_title(row.metric), row.claim.estimand, row.kind,
+                         _arm(row.claim.a), _b(row), decided, at_decision, row.trials, row.n, _diff(row, row.diff),
+                         row.mean_a, row.mean_b, row.p.get("p"), row.p.get("p_adj"), row.claim.margin_text(),
+                         row.p.get("p_equiv_adj"), units_text(proj), minutes_text(proj), _expected(row),
+                         row.verdict, problem_text(row.problems)])
+    hyps = sum(1 for r in rows if r.pairs) + sum(1 for r in rows if r.pairs and math.isfinite(r.margin))
+    tab.note = ("Every row's p-value is anytime-valid (the running minimum of 1/E over every look, valid however "
+                f"often it was read); Holm over the family's {hyps} hypotheses decides, so the chance of any false "
+                f"verdict stays ≤ {ALPHA:g} whenever the sweep stops, and a decision is final (α freed by a decided "
+                "claim goes to the rest). † Δ at decision is read at a stopping time: a claim stops when its evidence "
+                "is strong, so there |Δ| tends to exceed the truth; Δ now is the estimate from every unit read since. "
+                "Δ's interval is the confidence sequence at α over the hypotheses, per side. to decide: more units "
+                "(and minutes, at the sweep's measured trial cost and parallelism) that would decide an undecided "
+                "claim if its units go on as they went (the median first-passage of its running test); beyond "
+                "max_seeds the claim stopped taking seeds. " + _estimand_note(rows, hyps, sequential=True)
+                + _photos_note(rows))
+    return tab
+
+
+def units_text(proj, adaptive: bool = True) -> str:
+    if proj is None:
+        return "—"
+    if not math.isfinite(proj.units):
+        return "not within reach"
+    more = f"+{proj.units:.0f} (+{proj.seeds:.0f} seeds)"
+    return more + (" beyond max_seeds" if proj.futile and adaptive else "")
+
+
+def minutes_text(proj) -> str:
+    if proj is None or proj.minutes is None or not math.isfinite(proj.units):
+        return "—"
+    return f"~{proj.minutes:.0f}" if proj.minutes >= 1 else "<1"
+
+
+def _estimand_note(rows: list[ClaimRow], hyps: int, sequential: bool) -> str:
+    """What each estimand in the table estimates and assumes, and below which n it cannot decide here."""
+    used = list(dict.fromkeys(r.claim.estimand for r in rows))
+    parts = []
+    for name in used:
+        e = estimands.get(name)
+        text = f"{name}: {e.says}; assumes {e.assumes}"
+        if name == "median":
+            n = estimands.fewest_units(ALPHA / max(hyps, 1) / 2, sequential)
+            text += f"; at this family's level it cannot decide below {n} units"
+        parts.append(text)
+    return "Estimands — " + " · ".join(parts) + "."
+
+
+def _photos_note(rows: list[ClaimRow]) -> str:
+    photos = list(dict.fromkeys(r.photos for r in rows if r.pairs))
+    return (" Test images are fixed effects: these verdicts speak of these photos only (" + "; ".join(photos) + ").") \
+        if photos else ""

@@ -27,15 +27,24 @@ def summary_lines(sections) -> dict[str, list[str]]:
         tabs = {t.name: t for t in s.tables}
         claims = tabs.get("claims")
         for c in _rows(claims):
-            decided = "decided" in c and not str(c["decided"]).startswith("undecided")
+            decided = c.get("decided") not in (None, "—")
             # the p that carries the verdict: the equivalence test's for "equivalent", else the test of Δ = 0
             key = "p_equiv_adj" if str(c["verdict"]).startswith("equivalent") else "p_adj"
             title = claims.columns[claims.keys.index(key)]
             padj = f", {title} {fmt(c[key], title)}" if c.get(key) is not None else ""
             n = f"n = {c['n']} {_unit(c.get('unit'))}"
+            delta = f"{c['estimand']} Δ {fmt(c['delta'], 'Δ')}"
             if decided:  # Δ and p are read at the decision; later units do not change it
+                delta = f"{c['estimand']} Δ {fmt(c['delta_decided'], 'Δ')} at the decision, {fmt(c['delta'], 'Δ')} now"
                 n = f"decided at {c['decided']} ({c['n']} units now)"
-            out["claims"].append(f"{c['claim']}: {c['verdict']} (Δ {fmt(c['delta'], 'Δ')}, {n}{padj})")
+            more = ""
+            if c.get("to_units") not in (None, "—"):
+                minutes = f", {c['to_min']} min" if c.get("to_min") not in (None, "—") else ""
+                more = f"; to decide: {c['to_units']}{minutes}"
+            out["claims"].append(f"{c['claim']}: {c['verdict']} ({delta}, {n}{padj}{more})")
+        command = decide_command(s)
+        if command:
+            out["claims"].append(command)
         refs = {r["task"]: r for r in _rows(tabs.get("references"))}
         for b in _rows(tabs.get("best")):
             if b["rank"] != 1:
@@ -49,6 +58,26 @@ def summary_lines(sections) -> dict[str, list[str]]:
                                + (f" (beside {beside})" if beside else ""))
         out["cost"].append(_cost(s))
     return out
+
+
+def decide_command(section) -> str:
+    """How to decide what an adaptive sweep left undecided: the max_seeds and hours its projections ask for."""
+    rule = section.design.replicate
+    rows = [r for r in section.claim_rows if r.projection is not None and math.isfinite(r.projection.units)]
+    if not rule or not rows:
+        return ""
+    seeds = max(_seeds_read(r) + r.projection.seeds for r in rows)
+    minutes = sum(r.projection.minutes or 0.0 for r in rows)
+    hours = max(0.05, math.ceil(minutes / 60 / 0.05) * 0.05)
+    return (f"to decide the {len(rows)} undecided claims that more seeds can decide: run the sweep again with "
+            f"--max-seeds {max(int(seeds), rule.get('max_seeds') or 0)} --budget-hours {hours:.2f} "
+            f"(about {minutes:.0f} min at this sweep's trial cost and parallelism)")
+
+
+def _seeds_read(row) -> int:
+    """Seeds a sequential row has read (its units over its units per seed)."""
+    cells = {c for cp in row.pairs for c in (cp.a.cell_key, cp.b.cell_key)}
+    return row.trials // max(len(cells), 1)
 
 
 def _unit(kind) -> str:

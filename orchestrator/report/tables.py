@@ -167,8 +167,9 @@ def cells_table(cells: list[Cell], method: str, headline: str) -> Tab:
 # ---------------------------------------------------------------- paired rows
 
 def paired_row(units: Units) -> tuple[Estimate | None, float | None, str, object, object]:
-    """(Δ estimate, p, 'wins/n', mean A, mean B) of one row's units."""
-    res = one_sample(units.d, units.a, units.b)
+    """(Δ estimate, p, 'wins/n', mean A, mean B) of one row's units with a value (a descriptive mean: a unit of a
+    failed trial is left out here, and counted in the row's diverged/failed)."""
+    res = one_sample(units.valued, units.a, units.b)
     if res is None:
         return None, None, "—", None, None
     return res.diff, res.p, f"{res.wins}/{res.diff.n}", res.mean_a, res.mean_b
@@ -213,8 +214,8 @@ def comparisons_table(index: Index, method: str) -> Tab:
                 units = pair_units(method, rps, m, rename.get(m, m))
                 d, p, wins, ma, mb = paired_row(units)
                 row = [label + tag_text(tags), task,
-                       ", ".join(also) or "—", metric_title(m), units.kind, units.trial_pairs, units.n, ma, mb, d, p,
-                       None, wins, problem_text(units.problems)]
+                       ", ".join(also) or "—", metric_title(m), units.kind, units.trial_pairs, len(units.valued), ma,
+                       mb, d, p, None, wins, problem_text(units.problems)]
                 tab.rows.append(row + ([fired_pair(m, rps)] if len(cols) > len(PAIRED_COLS) else []))
     _q_values(tab, "p", "q (BH)")
     tab.note = ("Δ's 95% t interval and two-sided p over units (n); q: Benjamini–Hochberg over this table's rows. "
@@ -271,8 +272,8 @@ def _effect_row(index: Index, axis, value, vs, task, tags, also, group: list[Cel
     h = pair_units(method, rps, headline)
     d, p, _, ma, _ = paired_row(h)
     s, t = (paired_row(pair_units(method, rps, m))[0] for m in ("ssim", "time_s"))
-    row = [axis, short(value) + tag_text(tags), vs, task, ", ".join(also) or "—", h.kind, h.trial_pairs, h.n, ma, d,
-           p, None, s, t, problem_text(h.problems)]
+    row = [axis, short(value) + tag_text(tags), vs, task, ", ".join(also) or "—", h.kind, h.trial_pairs,
+           len(h.valued), ma, d, p, None, s, t, problem_text(h.problems)]
     return row + ([fired_pair(headline, rps)] if headline == "psnr_es" else [])
 
 

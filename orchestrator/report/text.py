@@ -30,7 +30,7 @@ from ..stats.intervals import Estimate
 from .tables import Tab
 
 
-P_COLUMNS = ("p", "p (Holm)", "q (BH)", "TOST p (Holm)", "p (anytime)", "p (×K)", "equiv. p (×K)")
+P_COLUMNS = ("p", "p (Holm)", "q (BH)", "equiv. p (Holm)", "p (anytime)")
 
 
 def _digits(column: str) -> int:

@@ -1,17 +1,22 @@
-"""The verdicts of a sweep's claims (docs/design.md, "Claims", "Statistics"): one row type, two evaluators.
+"""The verdicts of a sweep's claims (docs/design.md: "Claims", "Statistics"): one row type, two evaluators.
 
-A claim becomes one `ClaimRow` per task its pairs touch (rows never pool tasks);
-the rows of a sweep are one family. Each row's value per unit is the paired
-difference Δ = A − B (or log A/B for a relative margin), averaged within the unit
-(`units.py`). Two evaluators fill the same rows:
+A claim becomes one `ClaimRow` per task its pairs touch (rows never pool tasks); the
+rows of a sweep are one family. Each row's value per unit is the paired difference
+Δ = A − B (or log A/B for a relative margin), formed by `units.pair_units` (a failed
+arm loses its pair, a censored value is "at least"), and read by the claim's
+estimand (`estimands.py`: the median by default, the mean on request). Two
+evaluators fill the same rows:
 
-- `evaluate_fixed` (a fixed grid, read once): a t interval and two-sided p per
-  row, TOST against ±margin where the claim has one, Holm over every hypothesis
-  of the family (`family_verdicts`), so the chance of any false verdict in the
-  family stays ≤ α;
-- `ClaimTracker` (adaptive replication): anytime-valid confidence sequences
-  (`sequential.py`), α split over the family's rows, updated as units arrive;
-  a row keeps the verdict it reached when it was decided.
+- `evaluate_fixed` (a fixed grid, read once): each estimand's fixed-n test (the
+  exact sign test; a t-test), equivalence against ±margin where the claim has one,
+  Holm over every hypothesis of the family, so the chance of any false verdict in
+  the family stays ≤ α — for one read of a grid planned in advance;
+- `ClaimTracker` (adaptive replication): each row's units in seed order feed the
+  estimand's running test (anytime-valid p-values, the running minimum of 1/E),
+  and Holm over those p-values decides: a p-value never grows, so a decision is
+  final and α recycles from decided claims to the rest. Each row also carries its
+  projection: how many more units, and seeds, would decide it at the current
+  estimate, and whether max_seeds can (futility).
 
 The verdict words and the minimum number of units are defined here, once.
 """
@@ -26,20 +31,20 @@ import numpy as np
 from ..common.claims import Claim
 from ..common.design import Design
 from ..common.record import Record
-from .intervals import MIN_UNITS, Estimate, one_sample, t_p_value, tost_p
+from . import estimands
+from .estimands import CONTRADICTED, EQUIVALENT, MIN_UNITS, NO_PAIRS, SUPPORTED, TOO_FEW, UNDECIDED, Tested
+from .intervals import Estimate
 from .multiplicity import holm
 from .pairing import CellPair, Index, by_task, selected_pairs
-from .sequential import RunningMean, log_bf_at
 from .units import Units, pair_units, unit_kind
 
 ALPHA = 0.05  # the family-wise error every sweep's claims are held to
 
-# Verdicts, as codes for vectorised decisions and as the words the tables print.
-NO_PAIRS, TOO_FEW, UNDECIDED, SUPPORTED, CONTRADICTED, EQUIVALENT = range(6)
 WORDS = {NO_PAIRS: "no pairs ran", TOO_FEW: "too few replicates", UNDECIDED: "not distinguishable at this n",
          SUPPORTED: "supported", CONTRADICTED: "contradicted", EQUIVALENT: "equivalent"}
 NO_PAIRS_TEXT = "no pairs: no cell of arm A (where it applies) has a counterpart with B's values"
-SEQ_UNDECIDED = "undecided"  # a sequential row that may still be decided by more units
+SEQ_UNDECIDED = "undecided"  # a sequential row that more units may still decide
+FUTILE = "undecided: more seeds are unlikely to decide it by max_seeds (stopped taking seeds)"
 
 
 def too_few_text(n: int) -> str:
@@ -47,16 +52,29 @@ def too_few_text(n: int) -> str:
 
 
 @dataclass
-class Decision:
-    """What a sequential row read when it was decided: final, since its sequence holds at every n."""
+class Moment:
+    """What a row read at one moment: its units, the trials behind them, Δ's estimate and interval, p-values."""
 
-    verdict: str
     n: int
     trials: int
-    mean: float
-    low: float
-    high: float
+    estimate: float
+    low: float | None
+    high: float | None
     p: dict
+
+
+FUTILITY = 0.1  # a claim whose chance of a decision by max_seeds is below this stops taking seeds
+
+
+@dataclass
+class Projection:
+    """How much more would decide an undecided row at its current estimate (None: no estimate yet)."""
+
+    units: float  # more units (inf: not within the horizon looked at)
+    seeds: float  # more seeds of its cells
+    minutes: float | None  # at the sweep's measured trial cost and parallelism (None: no cost measured yet)
+    chance: float  # predictive chance of a decision by max_seeds
+    futile: bool  # that chance is below FUTILITY: more seeds are unlikely to decide it
 
 
 @dataclass
@@ -71,17 +89,23 @@ class ClaimRow:
     kind: str = ""
     # filled by an evaluator
     n: int = 0  # units
-    trials: int = 0  # records of the row's cells (sequential)
-    diff: Estimate | None = None  # Δ now (its interval: the t interval, or the running sequence's)
+    used: int = 0  # units the estimand read (a mean leaves out units without a value)
+    trials: int = 0  # records of the row's cells (sequential) or trial pairs (fixed)
+    diff: Estimate | None = None  # Δ now: the estimand's estimate and interval
     mean_a: float | None = None
     mean_b: float | None = None
-    p: dict = field(default_factory=dict)  # p, p_adj and, with a margin, p_equiv, p_equiv_adj
+    p: dict = field(default_factory=dict)  # p, p_adj, and with a margin p_equiv, p_equiv_adj
     verdict: str = WORDS[NO_PAIRS]
-    decision: Decision | None = None
+    decision: Moment | None = None  # sequential: the moment it was decided
+    projection: Projection | None = None
     problems: dict = field(default_factory=lambda: {"a": {"diverged": 0, "failed": 0},
                                                     "b": {"diverged": 0, "failed": 0}})
-    units: Units | None = None  # fixed: the units read
-    record_pairs: list = field(default_factory=list)  # fixed: (A record, B record) pairs
+    units: Units | None = None
+    record_pairs: list = field(default_factory=list)
+
+    @property
+    def estimand(self):
+        return estimands.get(self.claim.estimand)
 
     @property
     def b_metric(self) -> str:
@@ -103,79 +127,62 @@ class ClaimRow:
     def decided(self) -> bool:
         return self.decision is not None
 
+    @property
+    def photos(self) -> str:
+        """The test images its verdict speaks of (fixed effects: these photos, not photos in general)."""
+        return self.task.split(" · ")[1] if self.task.count(" · ") >= 2 else "—"
+
 
 def family(design: Design, claims, headline: str) -> list[ClaimRow]:
     """Every (claim, task) row of the sweep's family, with its cell pairs (a claim with none: one row)."""
     rows = []
     for claim in claims:
         metric = claim.metric or headline
-        same_cells = claim.b_metric is not None
-        pairs = selected_pairs(design, claim.a, claim.b, claim.where, same_cells)
+        pairs = selected_pairs(design, claim.a, claim.b, claim.where, claim.b_metric is not None)
         groups = by_task(pairs) or {("—", (), ()): []}
         for (task, tags, _), group in groups.items():
             rows.append(ClaimRow(claim, metric, task, tags, group, unit_kind(design.method, metric)))
     return rows
 
 
-# ---------------------------------------------------------------- a fixed grid
-
-def evaluate_fixed(rows: list[ClaimRow], index: Index, method: str, alpha: float = ALPHA) -> list[ClaimRow]:
-    """Units, intervals and Holm-adjusted verdicts for a fixed grid's family."""
-    for row in rows:
-        row.record_pairs = index.record_pairs(row.pairs)
-        row.units = pair_units(method, row.record_pairs, row.metric, row.b_metric, relative=row.claim.relative)
-        row.n, row.problems = row.units.n, row.units.problems
-        res = one_sample(row.units.d, row.units.a, row.units.b)
-        if res is not None:
-            row.diff, row.mean_a, row.mean_b = res.diff, res.mean_a, res.mean_b
-    if not rows:
-        return rows
-    mean = [r.diff.mean if r.diff else 0.0 for r in rows]
-    std = [r.diff.std if r.diff and r.diff.std is not None else math.nan for r in rows]
-    got = family_verdicts(mean, std, [r.n for r in rows], [r.claim.sign for r in rows], [r.margin for r in rows],
-                          alpha)
-    for i, row in enumerate(rows):
-        row.verdict = verdict_text(int(got["code"][i]), row)
-        row.p = {"p": _num(got["p"][i]), "p_adj": _num(got["p_holm"][i]), "p_equiv": _num(got["p_tost"][i]),
-                 "p_equiv_adj": _num(got["p_tost_holm"][i])}
-    return rows
-
-
-def family_verdicts(mean, std, n, expect, margin, alpha: float = ALPHA) -> dict:
-    """Decide a family of claims (the last axis) at once.
-
-    mean, std, n: each claim's unit differences summarised; expect: +1 (A > B) or −1;
-    margin: the equivalence margin in the same units (NaN: none). The family's
-    hypotheses are every claim's "Δ = 0" (two-sided t) and, for claims with a
-    margin, "|Δ| ≥ margin" (TOST); Holm adjusts them together, so the chance of
-    any false verdict in the family stays ≤ alpha. Returns codes and p-values.
-    """
-    mean, std, n, expect, margin = np.broadcast_arrays(*(np.asarray(x, float)
-                                                         for x in (mean, std, n, expect, margin)))
-    enough = n >= MIN_UNITS
-    p_diff = np.where(enough, t_p_value(mean, std, n), np.nan)
-    p_eq = np.where(enough, tost_p(mean, std, n, margin), np.nan)
-    adj = holm(np.concatenate([p_diff, p_eq], axis=-1))
-    k = mean.shape[-1]
-    adj_diff, adj_eq = adj[..., :k], adj[..., k:]
-    code = np.full(mean.shape, UNDECIDED)
-    differs = adj_diff <= alpha
-    code = np.where(differs & (np.sign(mean) == expect), SUPPORTED, code)
-    code = np.where(differs & (np.sign(mean) == -expect), CONTRADICTED, code)
-    code = np.where(adj_eq <= alpha, EQUIVALENT, code)
-    code = np.where(enough, code, np.where(n == 0, NO_PAIRS, TOO_FEW))
-    return {"code": code, "p": p_diff, "p_holm": adj_diff, "p_tost": p_eq, "p_tost_holm": adj_eq}
-
-
 def verdict_text(code: int, row: ClaimRow) -> str:
     word = WORDS[code]
     if code == NO_PAIRS and not row.pairs:
         return NO_PAIRS_TEXT
-    if code == EQUIVALENT:
-        return f"{word} within {row.claim.margin_text()}"
     if code == TOO_FEW:
         return f"{word} ({too_few_text(row.n)})"
+    if code == EQUIVALENT:
+        word = f"{word} within {row.claim.margin_text()}"
+    if code in (SUPPORTED, CONTRADICTED, EQUIVALENT) and row.used < row.n:
+        word += f" (the {row.estimand.name} of {row.used} of {row.n} units: {row.n - row.used} without a value left " \
+                "out, biased)"
     return word
+
+
+def _tested(rows: list[ClaimRow], tests: list[Tested | None]) -> Tested:
+    """The rows' tests as one family's arrays (a row without units: n = 0)."""
+    def col(attr, missing=np.nan):
+        return np.array([float(getattr(t, attr)) if t is not None else missing for t in tests])
+
+    return Tested(col("n", 0.0), col("p_dir"), col("side", 1.0), col("p_eq"), col("estimate"), col("low"),
+                  col("high"), col("used", 0.0))
+
+
+def _estimate(t: Tested, n: int) -> Estimate | None:
+    if n == 0:
+        return None
+    low, high = float(t.low), float(t.high)
+    bounded = math.isfinite(low) and math.isfinite(high)
+    return Estimate(float(t.estimate), low if bounded else None, high if bounded else None, n)
+
+
+def _finite_mean(xs) -> float | None:
+    vals = [x for x in xs if math.isfinite(x)]
+    return math.fsum(vals) / len(vals) if vals else None
+
+
+def _p(got: dict, i: int) -> dict:
+    return {k: _num(got[k][i]) for k in ("p", "p_adj", "p_equiv", "p_equiv_adj")}
 
 
 def _num(x) -> float | None:
@@ -183,146 +190,268 @@ def _num(x) -> float | None:
     return None if math.isnan(x) else x
 
 
-# ---------------------------------------------------------------- adaptive replication: one record at a time
+# ---------------------------------------------------------------- a fixed grid
+
+def evaluate_fixed(rows: list[ClaimRow], index: Index, method: str, alpha: float = ALPHA, costs=None,
+                   parallel: int = 1) -> list[ClaimRow]:
+    """Units, each row's fixed-n test, and Holm-adjusted verdicts for a fixed grid's family; an undecided row's
+    projection: what adaptive replication would need from here (`costs`, `parallel`: for its minutes)."""
+    tests = []
+    for row in rows:
+        row.record_pairs = index.record_pairs(row.pairs)
+        row.units = pair_units(method, row.record_pairs, row.metric, row.b_metric, relative=row.claim.relative,
+                               losses=True)
+        row.n, row.problems, row.trials = row.units.n, row.units.problems, row.units.trial_pairs
+        t = row.estimand.fixed(np.array(row.units.d, float), row.margin) if row.n else None
+        tests.append(t)
+        if t is not None:
+            row.used = int(t.used)
+            row.diff = _estimate(t, row.n)
+            row.mean_a, row.mean_b = _finite_mean(row.units.a), _finite_mean(row.units.b)
+    if not rows:
+        return rows
+    got = estimands.decide(_tested(rows, tests), np.array([r.claim.sign for r in rows]), alpha)
+    open_hyps = max(1, int(np.sum(np.nan_to_num(got["p_adj"], nan=1.0) > alpha)
+                           + np.sum(np.nan_to_num(got["p_equiv_adj"], nan=1.0) > alpha)))
+    for i, row in enumerate(rows):
+        code = int(got["code"][i])
+        row.verdict = verdict_text(code, row)
+        row.p = _p(got, i)
+        seeds = len({ra.seed for ra, _ in row.record_pairs})
+        if code in (UNDECIDED, TOO_FEW) and row.n and seeds:
+            row.projection = project(row, row.units.d, max(1, row.n // seeds), 10 * seeds,
+                                     alpha / open_hyps / 2, costs or {}, parallel)
+    return rows
+
+
+def project(row: ClaimRow, d: list, per_seed: int, max_seeds: int, level_side: float, costs: dict, parallel: int,
+            display: bool = True) -> Projection:
+    """What would decide `row` if its units go on as they went: more units and seeds, their minutes at the
+    measured trial costs (`costs`: cell key -> seconds) and `parallel` trials at once, and the predictive chance
+    of a decision by `max_seeds` (futile below FUTILITY). `display`: look past max_seeds too."""
+    max_units = max_seeds * per_seed
+    horizon = max(4 * max_units, 60) if display else max_units
+    x = np.array(d, float)
+    total = row.estimand.units_to_decide(x, level_side, horizon, per_seed)
+    chance = row.estimand.chance(x, level_side, max_units, per_seed) if len(d) < max_units else 0.0
+    more = max(total - len(d), 0.0)
+    seeds = math.ceil(more / per_seed) if math.isfinite(more) else math.inf
+    cost = [costs[c] for c in row.cells if c in costs]
+    minutes = seeds * sum(cost) / max(parallel, 1) / 60 if cost and len(cost) == len(row.cells) and \
+        math.isfinite(seeds) else None
+    return Projection(more, seeds, minutes, chance, futile=chance < FUTILITY)
+
+
+# ---------------------------------------------------------------- adaptive replication: records as they arrive
 
 @dataclass
 class _Sequence:
-    """A row's running state: records waiting for their seed to complete, the running means of its units'
-    Δ and arms (Welford, O(1) per unit), the running intersection of its confidence sequence, and the most
-    evidence any look gave against Δ = 0 and against Δ = ∓margin (the anytime-valid p-values: exp(−those))."""
+    """A row's state: its units in seed order, the estimand's running test over them, the seeds read."""
 
-    level: float  # this row's share of α
-    family_size: int
-    waiting: dict = field(default_factory=dict)  # seed -> cell key -> record
-    d: RunningMean = field(default_factory=RunningMean)
-    a: RunningMean = field(default_factory=RunningMean)
-    b: RunningMean = field(default_factory=RunningMean)
-    low: float = -math.inf
-    high: float = math.inf
-    seeds_done: set = field(default_factory=set)
-    lbf_zero: float = -math.inf
-    lbf_below: float = -math.inf  # against Δ = −margin, at looks whose mean lies above −margin
-    lbf_above: float = -math.inf  # against Δ = +margin, at looks whose mean lies below +margin
-
-    def p_values(self, margin: float) -> dict:
-        """Anytime-valid p-values: raw, and ×K (Bonferroni over the family, the α split the verdicts use);
-        p (×K) ≤ α exactly when the claim is (or would be) decided supported or contradicted, and the
-        equivalence p (×K) ≤ α exactly when its sequence lies inside ±margin."""
-        p = min(1.0, math.exp(-self.lbf_zero))
-        out = {"p": p, "p_adj": min(1.0, self.family_size * p)}
-        if math.isfinite(margin):
-            pe = max(min(1.0, math.exp(-self.lbf_below)), min(1.0, math.exp(-self.lbf_above)))
-            out |= {"p_equiv": pe, "p_equiv_adj": min(1.0, self.family_size * pe)}
-        return out
+    running: object
+    d: list = field(default_factory=list)
+    a: list = field(default_factory=list)
+    b: list = field(default_factory=list)
+    seeds: list = field(default_factory=list)  # seeds read, in order
+    per_seed: int = 0  # units a seed adds
+    trials: int = 0  # records behind the units read
 
 
 class ClaimTracker:
-    """Every row of a sweep's family, fed one record at a time (`add`), cost O(rows the record feeds).
-    Records are taken in arrival order, the first terminal record of a trial only, so replaying
-    results.jsonl gives the decisions the live sweep made."""
+    """Every row of a sweep's family, fed one record at a time (`add`); each row reads its units seed by seed,
+    in the design's seed order (a seed that completes early waits for the ones before it), so a row's sequence
+    does not depend on which trial happened to finish first, and replaying the final records gives the same
+    verdicts. A record that replaces one already read (a retried failure, a duplicate) rebuilds its rows."""
 
-    def __init__(self, design: Design, headline: str, alpha: float = ALPHA):
-        self.design = design
+    def __init__(self, design: Design, headline: str, alpha: float = ALPHA, costs=None, parallel: int = 1):
+        """`costs`: cell key -> measured seconds of one of its trials (for projections in minutes);
+        `parallel`: trials at once."""
+        self.design, self.alpha = design, alpha
         self.rows = family(design, design.claims, headline)
-        tested = [r for r in self.rows if r.pairs]
-        k = max(len(tested), 1)
-        self.seq = {id(r): _Sequence(alpha / k, k) for r in self.rows}  # Bonferroni over the rows that can err
+        self.seq = {id(r): self._fresh(r) for r in self.rows}
         self.by_cell: dict[str, list[ClaimRow]] = {}
         for row in self.rows:
             for ck in row.cells:
                 self.by_cell.setdefault(ck, []).append(row)
-            self._show(row)
-        self.seen: set[str] = set()
-        self.records = 0
+        self.records: dict[tuple[str, int], Record] = {}
+        self.order = {s: i for i, s in enumerate(sorted(design.seeds))}
+        self.costs = costs if costs is not None else {}
+        self.parallel = max(1, parallel)
+        self.max_seeds = (design.replicate or {}).get("max_seeds") or len(design.seeds) or 1
+        self.open_hyps = 1  # hypotheses Holm has not rejected yet: the next decision needs α / this
+        self._projections: dict[tuple, Projection | None] = {}
+        self._decide()
+
+    def _fresh(self, row: ClaimRow) -> _Sequence:
+        return _Sequence(row.estimand.running(row.margin))
+
+    # ------------------------------------------------------------------ records in
 
     def add(self, record: Record) -> list[ClaimRow]:
-        """Take one terminal record (its trial's first); returns the rows it completed a seed of."""
-        if record.trial_key in self.seen:
+        """Take one terminal record (the store's rule: a later one replaces an earlier one of its trial, but a
+        failed one never replaces an ok one); returns the rows whose state changed."""
+        key = (record.cell_key, record.seed)
+        old = self.records.get(key)
+        if old is not None and (old.trial_key != record.trial_key or (old.status == "ok" and record.status != "ok")
+                                or old == record):
             return []
-        self.seen.add(record.trial_key)
-        self.records += 1
+        self.records[key] = record
         touched = []
         for row in self.by_cell.get(record.cell_key, []):
-            row.trials += 1
-            got = self.seq[id(row)].waiting.setdefault(record.seed, {})
-            got[record.cell_key] = record
-            if row.cells <= got.keys():
-                self._complete(row, record.seed)
+            if old is not None and record.seed in self.seq[id(row)].seeds:
+                self.seq[id(row)] = self._fresh(row)  # a unit already read changed: read the row again
+            if self._advance(row):
                 touched.append(row)
+        if touched:
+            self._decide()
         return touched
 
     def replay(self, records) -> "ClaimTracker":
-        for r in records:
+        for r in sorted(records, key=lambda r: self.order.get(r.seed, r.seed)):
             self.add(r)
+        return self.finish()
+
+    def finish(self) -> "ClaimTracker":
+        """Fill what the tables show and the running decisions do not need: each row's estimate and
+        confidence sequence now, and each undecided row's projection."""
+        for row in self.tested():
+            sq = self.seq[id(row)]
+            row.diff = _estimate(row.estimand.sequential(np.array(sq.d), row.margin, self.level_side(row)),
+                                 row.n) if sq.d else None
+            row.projection = None if row.decided else self.projection(row, display=True)
+            if not row.decided and self.futile(row):
+                row.verdict = FUTILE
         return self
+
+    def futile(self, row: ClaimRow) -> bool:
+        """Whether more seeds are unlikely to decide the row by max_seeds (its predictive chance is below
+        FUTILITY), or max_seeds is reached."""
+        if row.decided:
+            return False
+        sq = self.seq[id(row)]
+        if sq.per_seed and len(sq.d) >= self.max_seeds * sq.per_seed:
+            return True
+        proj = self.projection(row)
+        return proj is not None and proj.futile
+
+    def _advance(self, row: ClaimRow) -> bool:
+        """Read every seed that is complete and next in order; True if any was."""
+        sq, read = self.seq[id(row)], False
+        for seed in sorted(self.order, key=self.order.get)[len(sq.seeds):]:
+            got = {ck: self.records.get((ck, seed)) for ck in row.cells}
+            if any(r is None for r in got.values()):
+                break
+            pairs = [(got[cp.a.cell_key], got[cp.b.cell_key]) for cp in row.pairs]
+            units = pair_units(self.design.method, pairs, row.metric, row.b_metric, relative=row.claim.relative,
+                               losses=True)
+            for d, a, b in zip(units.d, units.a, units.b):
+                sq.running.add(d)
+                sq.d.append(d)
+                sq.a.append(a)
+                sq.b.append(b)
+            sq.seeds.append(seed)
+            sq.per_seed = sq.per_seed or units.n
+            sq.trials += len(row.cells)
+            if len(sq.seeds) == 1:
+                row.problems = {"a": {"diverged": 0, "failed": 0}, "b": {"diverged": 0, "failed": 0}}
+            for arm in ("a", "b"):
+                for k, v in units.problems[arm].items():
+                    row.problems[arm][k] += v
+            read = True
+        return read
+
+    # ------------------------------------------------------------------ the family's decisions
+
+    def _decide(self) -> None:
+        """Holm over the running p-values of every row; record the moment each row was first decided."""
+        tested = [r for r in self.rows if r.pairs]
+        if not tested:
+            for row in self.rows:
+                row.verdict = NO_PAIRS_TEXT
+            return
+        runs = [self.seq[id(r)].running for r in tested]
+        family_tests = Tested(np.array([float(len(self.seq[id(r)].d)) for r in tested]),
+                              np.array([x.p_dir if x.n else np.nan for x in runs]),
+                              np.array([float(x.side) for x in runs]),
+                              np.array([x.p_eq if x.n else np.nan for x in runs]),
+                              *(np.zeros(len(runs)) for _ in range(3)),
+                              np.array([float(x.n) for x in runs]))
+        got = estimands.decide(family_tests, np.array([r.claim.sign for r in tested]), self.alpha)
+        self.open_hyps = max(1, int(np.sum(np.nan_to_num(got["p_adj"], nan=1.0) > self.alpha)
+                                    + np.sum(np.nan_to_num(got["p_equiv_adj"], nan=1.0) > self.alpha)))
+        for i, row in enumerate(tested):
+            code = int(got["code"][i])
+            self._show(row, got, i)
+            if code in (SUPPORTED, CONTRADICTED, EQUIVALENT):
+                if row.decision is None:
+                    sq = self.seq[id(row)]
+                    row.diff = _estimate(row.estimand.sequential(np.array(sq.d), row.margin, self.level_side(row)),
+                                         row.n)
+                    row.decision = self._moment(row, row.p)
+                row.verdict = verdict_text(code, row)
+            else:
+                row.decision = None
+                row.verdict = f"{SEQ_UNDECIDED} ({too_few_text(row.n)})" if row.n < MIN_UNITS else SEQ_UNDECIDED
+        for row in self.rows:
+            if not row.pairs:
+                row.verdict = NO_PAIRS_TEXT
+
+    def _show(self, row: ClaimRow, got: dict, i: int) -> None:
+        """The row's fields the decisions read: its units, the arms' means, the p-values."""
+        sq = self.seq[id(row)]
+        row.n, row.trials = len(sq.d), sq.trials
+        row.used = int(getattr(sq.running, "n", row.n))
+        row.mean_a, row.mean_b = _finite_mean(sq.a), _finite_mean(sq.b)
+        row.p = _p(got, i)
+
+    def level_side(self, row: ClaimRow) -> float:
+        """The per-side level of the row's confidence sequence as the tables show it: α split over the family's
+        hypotheses (Bonferroni; Holm's first step), two sides."""
+        k = sum(1 for r in self.rows if r.pairs) + sum(1 for r in self.rows if r.pairs and math.isfinite(r.margin))
+        return self.alpha / max(k, 1) / 2
+
+    def _moment(self, row: ClaimRow, p: dict) -> Moment:
+        d = row.diff
+        return Moment(row.n, row.trials, d.mean if d else math.nan, d.low if d else None, d.high if d else None,
+                      dict(p))
+
+    def projection(self, row: ClaimRow, display: bool = False) -> Projection | None:
+        """Units and seeds that would decide the row if its units go on as they went, at the level Holm would
+        ask of it next (α over the hypotheses still open, two sides), and the minutes that costs; `display`:
+        look past max_seeds too (how far a decision is), else only as far as futility needs. Cached per state."""
+        sq = self.seq[id(row)]
+        if len(sq.d) < MIN_UNITS or not sq.per_seed:
+            return None
+        key = (id(row), len(sq.d), self.open_hyps, display, tuple(sq.seeds))
+        if key not in self._projections:
+            self._projections[key] = self._project(row, sq, display)
+        return self._projections[key]
+
+    def _project(self, row: ClaimRow, sq: _Sequence, display: bool) -> Projection:
+        return project(row, sq.d, sq.per_seed, self.max_seeds, self.alpha / self.open_hyps / 2, self.costs,
+                       self.parallel, display)
+
+    def cost_per_seed(self, row: ClaimRow) -> float | None:
+        """Measured seconds of one seed of the row's cells (None until each has a measured trial)."""
+        cost = [self.costs.get(c) for c in row.cells]
+        return None if any(c is None for c in cost) else sum(cost)
+
+    # ------------------------------------------------------------------ what the searcher and views ask
 
     def undecided(self) -> list[ClaimRow]:
         return [r for r in self.rows if r.pairs and not r.decided]
 
+    def open(self) -> list[ClaimRow]:
+        """Undecided rows that more seeds may still decide: not futile (futility is judged from two seeds on)."""
+        return [row for row in self.undecided() if not self.futile(row)]
+
     def tested(self) -> list[ClaimRow]:
         return [r for r in self.rows if r.pairs]
+
+    def sequence(self, row: ClaimRow) -> _Sequence:
+        return self.seq[id(row)]
 
     def summary(self) -> str:
         """One line: how many rows are decided."""
         tested = self.tested()
         return f"{sum(r.decided for r in tested)}/{len(tested)} claims decided"
-
-    def sequence(self, row: ClaimRow) -> _Sequence:
-        return self.seq[id(row)]
-
-    # ------------------------------------------------------------------ one seed, one unit, one look
-
-    def _complete(self, row: ClaimRow, seed) -> None:
-        """Form the units of a complete seed and look after each."""
-        sq = self.seq[id(row)]
-        got = sq.waiting.pop(seed)
-        sq.seeds_done.add(seed)
-        pairs = [(got[cp.a.cell_key], got[cp.b.cell_key]) for cp in row.pairs]
-        units = pair_units(self.design.method, pairs, row.metric, row.b_metric, relative=row.claim.relative)
-        for arm in ("a", "b"):
-            for k, v in units.problems[arm].items():
-                row.problems[arm][k] += v
-        for d, a, b in zip(units.d, units.a, units.b):
-            sq.d.add(d)
-            sq.a.add(a)
-            sq.b.add(b)
-            self._look(row, sq)
-        self._show(row)
-
-    def _look(self, row: ClaimRow, sq: _Sequence) -> None:
-        """After each unit: narrow the running interval and decide when it allows."""
-        low, high = sq.d.bounds(sq.level)
-        sq.low, sq.high = max(sq.low, low), min(sq.high, high)
-        m, claim, d = row.margin, row.claim, sq.d
-        if d.n >= MIN_UNITS:
-            sq.lbf_zero = max(sq.lbf_zero, log_bf_at(d.mean, d.std, d.n, 0.0))
-            if math.isfinite(m) and d.mean > -m:
-                sq.lbf_below = max(sq.lbf_below, log_bf_at(d.mean, d.std, d.n, -m))
-            if math.isfinite(m) and d.mean < m:
-                sq.lbf_above = max(sq.lbf_above, log_bf_at(d.mean, d.std, d.n, m))
-        if row.decided or d.n < MIN_UNITS or sq.low > sq.high:
-            return
-        verdict = None
-        if math.isfinite(m) and -m < sq.low and sq.high < m:
-            verdict = f"{WORDS[EQUIVALENT]} within {claim.margin_text()}"
-        elif sq.low > 0 or sq.high < 0:
-            verdict = WORDS[SUPPORTED] if (1 if sq.low > 0 else -1) == claim.sign else WORDS[CONTRADICTED]
-        if verdict:
-            row.decision = Decision(verdict, d.n, row.trials, d.mean, sq.low, sq.high, sq.p_values(m))
-
-    def _show(self, row: ClaimRow) -> None:
-        """The row's fields as a table reads them: now, and the decision when there is one."""
-        sq = self.seq[id(row)]
-        row.n = sq.d.n
-        row.mean_a = sq.a.mean if sq.a.n else None
-        row.mean_b = sq.b.mean if sq.b.n else None
-        bounded = math.isfinite(sq.low) and math.isfinite(sq.high)
-        row.diff = Estimate(sq.d.mean, sq.low if bounded else None, sq.high if bounded else None, sq.d.n) \
-            if sq.d.n else None
-        row.p = sq.p_values(row.margin) if row.pairs and sq.d.n >= MIN_UNITS else {}
-        if row.decision is not None:
-            row.verdict = row.decision.verdict
-        elif not row.pairs:
-            row.verdict = NO_PAIRS_TEXT
-        else:
-            row.verdict = SEQ_UNDECIDED if sq.d.n >= MIN_UNITS else f"{SEQ_UNDECIDED} ({too_few_text(sq.d.n)})"

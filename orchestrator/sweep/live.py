@@ -114,11 +114,14 @@ def claims_view(searcher) -> Table:
     """Each claim's state while the sweep runs: decided or not, n units, the interval, the trials it cost."""
     from ..report.text import fmt
 
+    from ..report.claims_table import minutes_text, units_text
+
     t = Table(title=searcher.status(), show_header=True)
-    for col in ("claim", "state", "n", "interval (anytime-valid)", "trials"):
+    for col in ("claim", "state", "n", "p (Holm)", "to decide (units)", "to decide (min)", "trials"):
         t.add_column(col, justify="left" if col in ("claim", "state") else "right", overflow="fold")
+    tracker = searcher.tracker
     for row in searcher.claims():
-        d = row.diff
-        interval = f"[{fmt(d.low, 'Δ')}, {fmt(d.high, 'Δ')}]" if d is not None and d.low is not None else "—"
-        t.add_row(row.claim.text[:70], row.verdict, str(row.n), interval, str(row.trials))
+        proj = None if row.decided else tracker.projection(row, display=True)
+        t.add_row(row.claim.text[:70], row.verdict, str(row.n), fmt(row.p.get("p_adj"), "p (Holm)"),
+                  units_text(proj), minutes_text(proj), str(row.trials))
     return t

@@ -222,10 +222,15 @@ class SweepRun:
     def project(self) -> str:
         return project_name(self.opts.project)
 
+    def concurrency(self) -> int:
+        """Trials at once: --max-concurrent, else as many as the cluster's CPUs hold."""
+        return self.opts.max_concurrent or max(1, int(_cluster_cpus() // resources_for(self.spec, self.profile).cpu))
+
     def run(self) -> int:
         if self.opts.fresh:
             fresh_dir(self.run_dir)
         self.store = ResultsStore(self.run_dir)
+        self.plan.design.parallel = self.concurrency()
         self.plan.design.save(self.run_dir)  # `report` on this folder pairs against this sweep's own base
         done = self.store.done_keys(self.opts.retry_failed)
         if wandb_mode() == "online":
@@ -260,8 +265,9 @@ class SweepRun:
         """Run what the adaptive searcher proposes."""
         from .searcher import AdaptiveSearcher
 
-        self.searcher = AdaptiveSearcher(self.plan, self.store.history(), done, self.spec.metric,
-                                         payload_for(self.plan.design), interleave_by_artefact)
+        self.searcher = AdaptiveSearcher(self.plan, self.store.records(), done, self.spec.metric,
+                                         payload_for(self.plan.design), interleave_by_artefact,
+                                         parallel=self.plan.design.parallel or 1)
         rule = self.plan.replicate
         initial = [t for t in self.plan.initial() if t.key not in done]
         self.console.print(f"sweep [bold]{self.spec.name}[/] · profile [bold]{self.profile}[/] · adaptive: every cell "
@@ -355,7 +361,7 @@ class SweepRun:
         payloads = {sha: ray.put(img.payload) for sha, img in files.items()}
         trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx, payloads=payloads, hub=hub),
                                         {"cpu": res.cpu, "gpu": res.gpu})
-        concurrency = self.opts.max_concurrent or max(1, int(_cluster_cpus() // res.cpu))
+        concurrency = self.concurrency()
         live = self.opts.live and self.console.is_terminal  # a log or a pipe gets one line per finished trial
         view = SweepView(len(todo), self.spec.metric, self.spec.mode, concurrency, searcher,
                          console=None if live else self.console)

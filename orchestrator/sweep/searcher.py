@@ -5,11 +5,12 @@ the cluster's slots in front of it), so the cluster never idles between
 rounds. The searcher proposes
 1. every cell at seeds 0 … min_seeds−1 (seed by seed, so pairs complete early;
    a hybrid sweep's trials spread over the models they train);
-2. then, for the undecided claim that has the fewest seeds started, the trials
-   of its cells at its next seed — only cells that some undecided claim pairs
-   ever gain seeds;
+2. then, for the claim where a seed buys the most (the sweep's questions first,
+   then the projected CPU-seconds to its decision, `_next_seed`), the trials of
+   its cells at its next seed — only cells that some undecided claim pairs ever
+   gain seeds, and a claim max_seeds cannot decide takes none;
 until every claim is decided (`orchestrator.stats.verdicts.ClaimTracker`),
-no undecided claim can gain a unit below max_seeds, or the budget (trials,
+no undecided claim can be decided below max_seeds, or the budget (trials,
 hours) is spent. Each proposal is an ordinary trial of the plan: same trial key,
 record, W&B run and files.
 
@@ -23,6 +24,7 @@ recorded, with the same decisions.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 
@@ -35,7 +37,7 @@ from .plan import Plan, Trial
 log = logging.getLogger(__name__)
 
 ALL_DECIDED = "every claim is decided"
-NO_GAIN = "no undecided claim can gain a unit below max_seeds"
+NO_GAIN = "no undecided claim can be decided by more seeds below max_seeds"
 BUDGET_TRIALS = "the trials budget is spent"
 BUDGET_HOURS = "the hours budget is spent"
 
@@ -57,14 +59,18 @@ class PlanSearcher(Searcher):
 
     def suggest(self, trial_id: str):
         trial = self._next()
-        if trial is None:
-            return Searcher.FINISHED
+        if trial is None:  # None asks Tune to come back later; FINISHED ends the proposals
+            return None if self.waiting() else Searcher.FINISHED
         self.live[trial_id] = trial
         self.proposed.add(trial.key)
         return self.payload(trial)
 
     def _next(self) -> Trial | None:
         return self.queue.popleft() if self.queue else None
+
+    def waiting(self) -> bool:
+        """Whether nothing is to run now but the trials running may call for more (never, on a fixed grid)."""
+        return False
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self.live.pop(trial_id, None)
@@ -89,10 +95,11 @@ class PlanSearcher(Searcher):
 class AdaptiveSearcher(PlanSearcher):
     adaptive = True  # any (cell, seed) of the plan, while claims are undecided
 
-    def __init__(self, plan: Plan, history: list[Record], done: set[str], headline: str, payload, order,
-                 clock=time.monotonic):
-        """`history`: the store's records in arrival order; `done`: trial keys not to run again;
-        `payload(trial)`: the config Tune's trainable receives; `order(trials)`: the order a batch runs in."""
+    def __init__(self, plan: Plan, records: list[Record], done: set[str], headline: str, payload, order,
+                 clock=time.monotonic, parallel: int = 1):
+        """`records`: the store's records (the last terminal one of each trial); `done`: trial keys not to run
+        again; `payload(trial)`: the config Tune's trainable receives; `order(trials)`: the order a batch runs
+        in; `parallel`: trials at once (projections in minutes)."""
         initial = [t for t in plan.initial() if t.key not in done]
         super().__init__([t for s in sorted({t.seed for t in initial})
                           for t in order([t for t in initial if t.seed == s])], payload)
@@ -100,13 +107,21 @@ class AdaptiveSearcher(PlanSearcher):
         self.order, self.clock = order, clock
         self.trials = {(t.cell_key, t.seed): t for t in plan.trials}
         self.keys = {t.key for t in plan.trials}
-        self.tracker = ClaimTracker(plan.design, headline).replay(history)
+        mine = [r for r in records if r.trial_key in self.keys]
+        self.walls: dict[str, list[float]] = {}
+        for r in mine:
+            self._cost(r)
+        self.tracker = ClaimTracker(plan.design, headline, costs=self.costs(), parallel=parallel).replay(mine)
         self.done = set(done) & self.keys
-        self.recorded = {r.trial_key for r in history if r.trial_key in self.keys}
+        self.recorded = {r.trial_key for r in mine}
         self.t0 = clock()
         self.reason: str | None = None
+        self.covered = False  # the last look found claims whose running seeds are projected to decide them
 
     # ------------------------------------------------------------------ records and decisions
+
+    def waiting(self) -> bool:
+        return bool(self.live) and self.covered and self.reason is None
 
     def pending(self) -> int:
         return len([t for t in self.queue if not self._started(t.key)])
@@ -115,7 +130,18 @@ class AdaptiveSearcher(PlanSearcher):
         """A record the driver has just written (in the order it wrote them)."""
         if record.trial_key in self.keys:
             self.recorded.add(record.trial_key)
+            self._cost(record)
+            self.tracker.costs = self.costs()
             self.tracker.add(record)
+
+    def _cost(self, record: Record) -> None:
+        wall = record.metrics.get("wall_s")
+        if isinstance(wall, (int, float)) and not isinstance(wall, bool) and wall > 0:
+            self.walls.setdefault(record.cell_key, []).append(float(wall))
+
+    def costs(self) -> dict[str, float]:
+        """cell key -> mean measured wall seconds of its trials so far."""
+        return {k: sum(v) / len(v) for k, v in self.walls.items()}
 
     def spent(self) -> int:
         """Trials of this plan recorded (earlier runs included) or running now."""
@@ -137,7 +163,8 @@ class AdaptiveSearcher(PlanSearcher):
                 return t
         batch = self._next_seed()
         if not batch:
-            self.reason = ALL_DECIDED if not self.tracker.undecided() else NO_GAIN
+            if not (self.covered and self.live):  # not merely waiting on the seeds running now
+                self.reason = ALL_DECIDED if not self.tracker.undecided() else NO_GAIN
             return None
         self.queue.extend(self.order(batch))
         return self.queue.popleft()
@@ -149,23 +176,55 @@ class AdaptiveSearcher(PlanSearcher):
             return BUDGET_HOURS
         return None
 
-    def _seeds_started(self, st: ClaimRow) -> int:
+    def _seeds_started(self, row: ClaimRow) -> int:
         """How many seeds, from 0 up, have every trial of this claim's cells started."""
         s = 0
-        while s < self.rule.max_seeds and all(self._started(self.trials[(ck, s)].key) for ck in st.cells
+        while s < self.rule.max_seeds and all(self._started(self.trials[(ck, s)].key) for ck in row.cells
                                               if (ck, s) in self.trials):
             s += 1
         return s
 
     def _next_seed(self) -> list[Trial]:
-        """The not yet started trials of the next seed of the undecided claim with the fewest seeds started."""
-        options = [(self._seeds_started(st), st.n, i, st) for i, st in enumerate(self.tracker.undecided())]
-        options = [o for o in options if o[0] < self.rule.max_seeds]
-        if not options:
+        """The not yet started trials of the next seed of the claim where a seed buys the most: the lowest
+        priority number first (the sweep's questions before the seeds' claims); within it, a claim still short
+        of the units a projection needs, else the one whose projected decision costs the fewest CPU-seconds.
+        A claim that max_seeds cannot decide (futile), or whose seeds running now already cover its projection,
+        takes none."""
+        best, best_key = None, None
+        self.covered = False
+        for i, row in enumerate(self.tracker.open()):
+            started = self._seeds_started(row)
+            if started >= self.rule.max_seeds:
+                continue
+            seq = self.tracker.sequence(row)
+            in_flight = started - len(seq.seeds)
+            proj = self.tracker.projection(row)
+            cost = self._seed_cost(row, started)
+            if proj is None:  # too few units to project: get it there, fewest seeds first
+                key = (row.claim.priority, 0, started, i)
+            else:
+                if in_flight >= proj.seeds:
+                    self.covered = True
+                    continue  # the seeds running now are projected to decide it
+                # expected decisions per CPU-second: its chance of a decision over the seconds that would take
+                seeds = min(proj.seeds, self.rule.max_seeds - started) if math.isfinite(proj.seeds) else \
+                    self.rule.max_seeds - started
+                key = (row.claim.priority, 1, -proj.chance / max((seeds - in_flight) * cost, 1e-9), i)
+            if best_key is None or key < best_key:
+                best, best_key = (row, started), key
+        if best is None:
             return []
-        seed, *_, st = min(options, key=lambda o: o[:3])
-        return [self.trials[(ck, seed)] for ck in sorted(st.cells) if (ck, seed) in self.trials
+        row, seed = best
+        return [self.trials[(ck, seed)] for ck in sorted(row.cells) if (ck, seed) in self.trials
                 and not self._started(self.trials[(ck, seed)].key)]
+
+    def _seed_cost(self, row: ClaimRow, seed: int) -> float:
+        """Measured seconds of the trials of the row's cells at `seed` not started yet (a cell shared with a
+        claim that already runs that seed costs nothing more); an unmeasured cell costs the measured mean."""
+        costs = self.costs()
+        mean = sum(costs.values()) / len(costs) if costs else 1.0
+        return sum(costs.get(ck, mean) for ck in row.cells
+                   if (ck, seed) in self.trials and not self._started(self.trials[(ck, seed)].key))
 
     def has_work(self) -> bool:
         """Whether a run would propose anything (without proposing it)."""
@@ -182,9 +241,12 @@ class AdaptiveSearcher(PlanSearcher):
         return self.tracker.tested()
 
     def status(self) -> str:
-        decided = sum(st.decided for st in self.claims())
+        rows = self.claims()
+        decided = sum(r.decided for r in rows)
+        futile = sum(self.tracker.futile(r) for r in rows)
         why = self.reason
         if why == NO_GAIN and not self.tracker.undecided():  # the last ones were decided by trials running then
             why = ALL_DECIDED
         reason = f"; stopped proposing: {why}" if why else ""
-        return f"{decided}/{len(self.claims())} claims decided · {self.spent()} trials{reason}"
+        futile_text = f", {futile} cannot be decided by max_seeds" if futile else ""
+        return f"{decided}/{len(rows)} claims decided{futile_text} · {self.spent()} trials{reason}"

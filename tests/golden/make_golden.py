@@ -6,7 +6,8 @@ diverged, some cells short of seeds. `report.json` / `report.md` beside them are
 report as the code of the day built it; tests/test_golden_report.py rebuilds the report
 from the two input files and compares.
 
-    python tests/golden/make_golden.py        # from the repository root
+    python tests/golden/make_golden.py                  # from the repository root: records and reports
+    python tests/golden/make_golden.py --reports-only   # the expected reports of the committed records
 """
 
 from __future__ import annotations
@@ -76,7 +77,23 @@ def hybrid_edit(d):
     d["seeds"] = [0, 1, 2, 3]
 
 
+def expected_reports() -> None:
+    """expected_report.json and expected_report.md of each folder, as today's report code builds them."""
+    import json
+
+    from orchestrator.report.build import build_report, render
+
+    for name in ("staged_adaptive", "hybrid_fixed"):
+        report = build_report(HERE / name)
+        body = json.loads(render(report, "json"))
+        (HERE / name / "expected_report.json").write_text(json.dumps(body["sections"], indent=1, ensure_ascii=False)
+                                                          + "\n")
+        (HERE / name / "expected_report.md").write_text(render(report, "markdown").split("\n", 3)[3])
+
+
 if __name__ == "__main__":
     root = HERE.parent.parent
-    make("staged_adaptive", root / "sweeps" / "staged.yaml", staged_edit, lambda t: t.seed < 3 + (_u(t.key) < 0.5))
-    make("hybrid_fixed", root / "sweeps" / "hybrid.yaml", hybrid_edit, lambda t: _u("keep", t.key) > 0.05)
+    if "--reports-only" not in sys.argv:
+        make("staged_adaptive", root / "sweeps" / "staged.yaml", staged_edit, lambda t: t.seed < 3 + (_u(t.key) < 0.5))
+        make("hybrid_fixed", root / "sweeps" / "hybrid.yaml", hybrid_edit, lambda t: _u("keep", t.key) > 0.05)
+    expected_reports()
