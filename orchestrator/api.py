@@ -77,6 +77,8 @@ def sweep_options(profile: str = "auto", **options):
                              ("--max-trials", opts.max_trials, 1), ("--wandb-timeout", opts.wandb_timeout, 1)):
         if value is not None and value < low:
             raise ConfigError(f"{flag}: expected an integer >= {low}, got {value}")
+    if opts.trial_timeout is not None and not opts.trial_timeout >= 0:
+        raise ConfigError(f"--trial-timeout: expected a number of seconds >= 0 (0: none), got {opts.trial_timeout}")
     for name, value in (opts.replicate or {}).items():
         if value is not None and not value > 0:
             raise ConfigError(f"--{name.replace('_', '-')}: expected a number > 0, got {value}")

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-seeds", type=int, help="adaptive replication: at most this many seeds per claimed cell")
     s.add_argument("--budget-trials", type=int, help="adaptive replication: stop proposing after this many trials")
     s.add_argument("--budget-hours", type=float, help="adaptive replication: stop proposing after this long")
+    s.add_argument("--trial-timeout", type=float, metavar="SECONDS",
+                   help="stop a trial running longer than this and retry it like a crash (0: never; default: the "
+                        "sweep file's trial_timeout, else five times the median trial so far, at least 60 s)")
     r = sub.add_parser("report", help="comparison tables, Markdown, CSV and HTML from a run folder")
     r.add_argument("run_dir", help="a sweep's run folder, e.g. runs/staged/cpu (reads results.jsonl)")
     r.add_argument("--format", default="all", choices=FORMATS,
@@ -91,7 +94,8 @@ def _sweep(args) -> int:
     options = dict(runs_dir=args.runs_dir, cache_dir=args.cache_dir, use_cache=not args.no_cache,
                    address=args.address, max_concurrent=args.max_concurrent, fresh=args.fresh,
                    retry_failed=args.retry_failed, max_failures=args.max_failures, project=args.project,
-                   live=not args.no_live, replicate=_replicate_flags(args), wandb_timeout=args.wandb_timeout)
+                   live=not args.no_live, replicate=_replicate_flags(args), wandb_timeout=args.wandb_timeout,
+                   trial_timeout=args.trial_timeout)
     if args.max_trials is not None:
         options["max_trials"] = args.max_trials
     opts = sweep_options(args.profile, **options)

@@ -168,6 +168,13 @@ class Design:
         q = self.find(target)
         return (q, tuple(sorted(moved))) if q is not None and q.cell_key != p.cell_key else None
 
+    def cell_keys(self) -> set[str]:
+        return {p.cell_key for p in self.points}
+
+    def in_design(self, record: Record) -> bool:
+        """Whether a record is one of this design's trials (an edited sweep's earlier records are not)."""
+        return record.cell_key in self._by_cell
+
     def value(self, p: Point, key: str):
         return p.settings.get(key, self.base.get(key))
 
@@ -214,6 +221,36 @@ def point_of(cell: dict, base: dict, config: dict, cell_key: str, test_ids: list
     flat = flatten(config)
     void = frozenset(a for a in axes if settings.get(a) is not None and flat.get(a) is None)
     return Point(dict(cell), settings, void, cell_key, task_of(config, test_ids), tags_of(config))
+
+
+def changes(old: Design, new: Design, limit: int = 4) -> str:
+    """What differs between two designs of one sweep, in a few words: base settings, axes, axis values."""
+    out = []
+    for k in sorted(set(old.base) | set(new.base)):
+        if norm(old.base.get(k)) != norm(new.base.get(k)):
+            out.append(f"{k} {_short(old.base.get(k))} -> {_short(new.base.get(k))}")
+    for axis in dict.fromkeys((*old.axes, *new.axes)):
+        was = {norm(v) for v in old.axis_values(axis)}
+        now = {norm(v) for v in new.axis_values(axis)}
+        if was != now:
+            added, dropped = sorted(now - was), sorted(was - now)
+            out.append(f"grid {axis}" + (f" +{', '.join(added)}" if added else "")
+                       + (f" -{', '.join(dropped)}" if dropped else ""))
+    if not out and old.seeds != new.seeds:
+        out.append("seeds")
+    text = "; ".join(out[:limit]) + (f"; and {len(out) - limit} more" if len(out) > limit else "")
+    return text or "other cells"
+
+
+def _short(v) -> str:
+    text = json.dumps(v)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def stale_records(records: list[Record], design: Design) -> list[Record]:
+    """Records of the design's sweep and profile that are no cell of it: an earlier design's."""
+    return [r for r in records if (r.sweep or design.name) == design.name and (r.profile or design.profile) ==
+            design.profile and not design.in_design(r)]
 
 
 def load(run_dir: Path) -> Design | None:

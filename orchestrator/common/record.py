@@ -81,6 +81,11 @@ class Record:
     # ------------------------------------------------------------------ what readers ask
 
     @property
+    def fault(self) -> bool:
+        """A failure that was the orchestrator's own (its hub lost), not the trial's: it counts against no arm."""
+        return self.status == "failed" and self.extra.get("fault") == "orchestrator"
+
+    @property
     def usable(self) -> bool:
         """ok, or diverged (counted with its last good estimate)."""
         return self.status in ("ok", "diverged")

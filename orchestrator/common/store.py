@@ -70,6 +70,7 @@ class ResultsStore:
         self.path = self.dir / "results.jsonl"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._status: dict[str, str] | None = None  # trial key -> status of its latest record, read once
+        self._faults: set[str] = set()  # trial keys whose record failed by the orchestrator's fault
 
     @property
     def _lock(self) -> FileLock:
@@ -103,6 +104,7 @@ class ResultsStore:
                         "%s); those values are left out, the rest of each record counts", self.path, len(damaged),
                         damaged[0].trial_key, ", ".join(damaged[0].damaged[:3]))
         self._status = {k: r.status for k, r in by_key.items()}
+        self._faults = {k for k, r in by_key.items() if r.status == "failed" and r.extra.get("fault") == "orchestrator"}
         return list(by_key.values())
 
     def history(self) -> list[Record]:
@@ -119,8 +121,13 @@ class ResultsStore:
         return self._status
 
     def done_keys(self, retry_failed: bool = False) -> set[str]:
+        """Trials not to run again: every terminal record's, except failed ones when `retry_failed`, and failed
+        ones the orchestrator's own fault caused (its hub lost): a plain rerun runs those again."""
         skip = ("ok", "diverged") if retry_failed else TERMINAL
-        return {k for k, s in self.statuses().items() if s in skip}
+        return {k for k, s in self.statuses().items() if s in skip and k not in self._faults}
+
+    def failed_keys(self) -> set[str]:
+        return {k for k, s in self.statuses().items() if s == "failed"}
 
     def append(self, record: Record | dict) -> bool:
         """Append one record unless its key already has one with the same status (a failed one may be
@@ -132,7 +139,7 @@ class ResultsStore:
             raise ValueError(f"not a trial record: trial_key={key!r}, status={status!r}")
         line = (json.dumps(record, allow_nan=False, default=str) + "\n").encode()
         known = self.statuses().get(key)
-        if known is not None and (known != "failed" or status == "failed"):
+        if known is not None and (known != "failed" or status == "failed") and key not in self._faults:
             return False
         with self._lock:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -147,6 +154,10 @@ class ResultsStore:
             finally:
                 os.close(fd)
         self._status[key] = status
+        if status == "failed" and record.get("fault") == "orchestrator":
+            self._faults.add(key)
+        else:
+            self._faults.discard(key)
         return True
 
     def trial_dir(self, key: str) -> Path:

@@ -90,15 +90,21 @@ def _one_sweep(records: list[Record], design, run_dir: Path) -> list[Record]:
     """The records of the design's sweep and profile; others are counted in a warning, never mixed in."""
     mine = [r for r in records if (r.sweep or design.name) == design.name
             and (r.profile or design.profile) == design.profile and (r.method or design.method) == design.method]
-    if len(mine) < len(records):
+    stale = [r for r in mine if not design.in_design(r)] if design.points else []
+    if stale:
+        log.warning("%s: %d records of an earlier design of sweep %s (cells it no longer has) are left out of every "
+                    "table, claim and best", run_dir / "results.jsonl", len(stale), design.name)
+        keep = {id(r) for r in stale}
+        mine = [r for r in mine if id(r) not in keep]
+    if len(mine) + len(stale) < len(records):
         others: dict[str, int] = {}
-        keep = {id(r) for r in mine}
+        keep = {id(r) for r in mine} | {id(r) for r in stale}
         for r in records:
             if id(r) not in keep:
                 label = f"{r.sweep}/{r.profile} ({r.method})"
                 others[label] = others.get(label, 0) + 1
         log.warning("%s: %d of %d records belong to other sweeps or profiles (%s); reporting %s/%s only",
-                    run_dir / "results.jsonl", len(records) - len(mine), len(records),
+                    run_dir / "results.jsonl", len(records) - len(mine) - len(stale), len(records),
                     ", ".join(f"{k}: {v}" for k, v in others.items()), design.name, design.profile)
     if not mine:
         raise ConfigError(f"{run_dir / 'results.jsonl'}: no records of sweep {design.name} ({design.profile}) here")
@@ -122,7 +128,8 @@ def build_section(records: list[Record], design: Design, metric: str | None = No
     headline = headline_for(method, metric)
     index = Index(records, design)
     cells = cells_of(records, design, headline, mode)
-    rows = claim_rows(design, index, headline, records)
+    own = [r for r in records if not r.fault]  # a trial the orchestrator failed is no loss of its arm
+    rows = claim_rows(design, Index(own, design), headline, own)
     tables = [claims_table(rows, design)] if design.claims else []
     tables += [cells_table(cells, method, headline), comparisons_table(index, method),
                effects_table(index, method, headline), best_table(cells, method, headline, mode)]

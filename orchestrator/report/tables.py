@@ -344,7 +344,9 @@ def cost_table(cells: list[Cell], method: str, headline: str) -> Tab:
                          f"{sum(hits)}/{len(hits)}" if hits else "—"])
     tab.note = ("Every time is per trial (a trial's images summed), over its trials: the parts add up to time_s. "
                 "ms_per_iter is per DIP iteration; ddpm_fit_cpu_s is the training's process CPU time, which a trial "
-                "running beside it moves far less than wall time.")
+                "running beside it moves far less than wall time; restore_cpu_s is one restoration of one image in "
+                "CPU seconds (its DIP fit, charged when cached, and its reverse process: the DDPM's training apart) "
+                "and reverse_steps its UNet calls.")
     return tab
 
 

@@ -3,7 +3,8 @@ the tidy CSVs of a run (results.csv: one row per trial × test image; curves.csv
 
 Columns of the results table, in this order:
 - ids: sweep, profile, trial_key, cell_key, cell (its label), seed, image, status, error, wandb_run;
-- flags: oracle (targets from the clean image), floor (an unconditional sample);
+- flags: oracle (targets from the clean image), floor (an unconditional sample), in_design (False: a record
+  of an earlier design of the sweep, which no table reads);
 - the grid cell's axes, `cell.<axis>` (the cell's value, or the sweep's base where the cell is silent);
 - the image's metrics (psnr, ssim, psnr_es, ...);
 - trial-level figures, `trial.<metric>` (the trial's own value, the same on each of its image rows);
@@ -170,7 +171,7 @@ def _meta_line(meta: dict) -> str:
 # ---------------------------------------------------------------- tidy tables of a run
 
 IDS = ("sweep", "profile", "trial_key", "cell_key", "cell", "seed", "image", "status", "error", "wandb_run",
-       "oracle", "floor")
+       "oracle", "floor", "in_design")
 
 
 def readable(v):
@@ -191,7 +192,8 @@ def result_rows(records: list[Record], design: Design | None) -> list[dict]:
         tags = r.tags
         ids = {"sweep": r.sweep, "profile": r.profile, "trial_key": r.trial_key, "cell_key": r.cell_key,
                "cell": cell_text(r.cell), "seed": r.seed, "status": r.status, "error": r.error,
-               "wandb_run": r.extra.get("wandb_run"), "oracle": ORACLE in tags, "floor": FLOOR in tags}
+               "wandb_run": r.extra.get("wandb_run"), "oracle": ORACLE in tags, "floor": FLOOR in tags,
+               "in_design": design.in_design(r) if design is not None and design.points else True}
         cell = {f"cell.{a}": readable(design.value(point, a) if point is not None else r.cell.get(a)) for a in axes}
         trial = {f"trial.{k}": readable(v) for k, v in r.metrics.items() if trial_level(k) or not r.per_image}
         config = {f"config.{k}": readable(v) for k, v in cfg.items() if v is not None}

@@ -178,10 +178,28 @@ def start_hub(run_dir: Path, cache_root: str):
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     node = ray.get_runtime_context().get_node_id()
+    # Restarted by Ray when it dies (it holds nothing the run folder and the cache folder do not: a lease lost
+    # with it passes to the next trial that asks), and the calls in flight are retried on the new one.
     actor = ray.remote(SweepHub).options(
         num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node, soft=False),
-        max_concurrency=256)
+        max_concurrency=256, max_restarts=-1, max_task_retries=-1)
     return actor.remote(str(run_dir), cache_root)
+
+
+class OrchestratorFault(RuntimeError):
+    """A trial stopped by the orchestrator's own failure (its hub lost and not back in time), not by its own:
+    retried, never counted against a budget, and a plain rerun runs it again."""
+
+
+def hub_call(method, *args):
+    """ray.get of one hub method; the hub lost for good is the orchestrator's fault, said so."""
+    import ray
+
+    try:
+        return ray.get(method.remote(*args))
+    except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+        raise OrchestratorFault(f"the sweep's hub was lost ({type(exc).__name__}); the trial will be run again") \
+            from None
 
 
 class HubCache:
@@ -196,14 +214,12 @@ class HubCache:
         self.warnings: list[str] = []  # entries refused and made again: they go into the trial's record
 
     def get_or_make(self, kind: str, key: str, make, meta: dict | None = None):
-        import ray
-
         from dipddpm.cache import dumps, loads, make_entry, reason
 
         if not self.enabled:
             return make_entry(make)
         for _attempt in range(3):
-            got = ray.get(self.hub.acquire.remote(kind, key))
+            got = hub_call(self.hub.acquire, kind, key)
             if "data" in got:
                 self.bytes_in += len(got["data"])
                 try:
@@ -212,7 +228,7 @@ class HubCache:
                     why = f"cache entry {kind}/{key} refused ({reason(exc)}); it is removed and made again"
                     log.warning(why)
                     self.warnings.append(why)
-                    ray.get(self.hub.invalidate.remote(kind, key, reason(exc)))
+                    hub_call(self.hub.invalidate, kind, key, reason(exc))
                     continue
             token = got["lease"]
             with _Renewal(self.hub, kind, key, token):
@@ -223,7 +239,7 @@ class HubCache:
                     raise
             data = dumps(entry, meta)
             self.bytes_out += len(data)
-            ray.get(self.hub.put.remote(kind, key, token, data))
+            hub_call(self.hub.put, kind, key, token, data)
             return entry
         raise RuntimeError(f"cache entry {kind}/{key} could not be read or made after 3 attempts")
 

@@ -64,6 +64,13 @@ class SweepView:
                     self.console.print(f"  warning ({record.trial_key}): {str(warning)[:300]}", markup=False,
                                        highlight=False, soft_wrap=True)
 
+    def note(self, text: str) -> None:
+        """Something the user should see at once (a trial stopped at its timeout)."""
+        if self.console is not None:
+            self.console.print(f"  {text}", markup=False, highlight=False, soft_wrap=True)
+        elif self.live is not None:
+            self.live.console.print(f"  {text}", markup=False, highlight=False, soft_wrap=True)
+
     def refresh(self) -> None:
         if self.live is not None:
             self.live.update(self.render())

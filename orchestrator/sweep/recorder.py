@@ -4,9 +4,12 @@ A Ray Tune callback on the driver. Each finished trial's record arrives in its
 final `tune.report`; the recorder appends it to the store (trying again after an
 I/O hiccup), feeds it to the searcher (adaptive replication decides on it), queues
 its offline W&B run for upload when the driver is online, and tells the live view
-(`live.py`), which only shows. After `fit()`, `reconcile` writes what the callbacks
-could not: the record a final result carries, or a failed record for a trial
-that ended in an error (Tune does not raise on those).
+(`live.py`), which only shows. It also keeps each trial's time: a trial running
+past its timeout (a hung worker sends no result to stop on) has its actor killed,
+which Tune retries like a crash. After `fit()`, `reconcile` writes what the
+callbacks could not: the record a final result carries, or a failed record for a
+trial that ended in an error (Tune does not raise on those); a failure that was the
+orchestrator's own (its hub lost) is marked so that a plain rerun retries it.
 
 Nothing raised here may reach Tune: an exception in a callback ends `fit()` and
 with it the sweep. Each hook logs what went wrong and carries on.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import statistics
 import time
 
 from ray.tune import Callback, Stopper
@@ -44,12 +48,17 @@ def _guarded(hook):
 class Recorder(Callback):
     """Appends records as trials finish, feeds the searcher and the uploads, and tells the view."""
 
-    def __init__(self, store: ResultsStore, view, searcher=None, sync=None):
+    def __init__(self, store: ResultsStore, view, searcher=None, sync=None, timeout: float | None = None):
         """`view`: the live view (`live.SweepView`); `searcher`: fed each record once written; `sync`: uploads
-        each trial's offline W&B run when the driver is online."""
+        each trial's offline W&B run when the driver is online; `timeout`: seconds a trial may run (None: five
+        times the median of the trials finished so far, at least TIMEOUT_FLOOR_S; 0: never)."""
         self.store, self.view, self.searcher, self.sync = store, view, searcher, sync
+        self.timeout = timeout
         self.errors: list[str] = []  # what the guarded hooks swallowed
         self.write_error: OSError | None = None  # results.jsonl refused a record: the sweep stops (StopOnWriteError)
+        self.started: dict[str, tuple[object, float]] = {}  # trial id -> (its actor, when that actor started it)
+        self.walls: list[float] = []  # finished trials' wall seconds
+        self.timed_out: dict[str, float] = {}  # trial id -> the limit it ran past
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -95,6 +104,9 @@ class Recorder(Callback):
 
     @_guarded
     def on_trial_complete(self, iteration, trials, trial, **info):
+        got = self.started.pop(trial.trial_id, None)
+        if got is not None:
+            self.walls.append(time.monotonic() - got[1])
         self.view.finished(trial.trial_id)
 
     @_guarded
@@ -103,7 +115,37 @@ class Recorder(Callback):
 
     @_guarded
     def on_step_end(self, iteration, trials, **info):
+        self._watch(trials)
         self.view.refresh()
+
+    def limit(self) -> float | None:
+        """Seconds a trial may run now: the set timeout, else five times the median finished trial."""
+        if self.timeout is not None:
+            return self.timeout or None
+        return max(TIMEOUT_FLOOR_S, 5 * statistics.median(self.walls)) if self.walls else None
+
+    def _watch(self, trials) -> None:
+        """Stop trials running past the limit: their actor is killed (a stopped or hung worker included), and
+        Tune retries them like a crash, up to --max-failures."""
+        limit, now = self.limit(), time.monotonic()
+        for trial in trials:
+            actor = getattr(getattr(trial, "temporary_state", None), "ray_actor", None)
+            if trial.status != "RUNNING" or actor is None:
+                continue
+            seen = self.started.get(trial.trial_id)
+            if seen is None or seen[0] is not actor:  # started, or restarted on a new actor
+                self.started[trial.trial_id] = (actor, now)
+                continue
+            if limit is not None and now - seen[1] > limit:
+                import ray
+
+                key = trial.config.get("trial", {}).get("key", trial.trial_id)
+                self.timed_out[key] = limit
+                self.started.pop(trial.trial_id)
+                log.warning("trial %s ran past its timeout of %.0f s: stopped (retried up to --max-failures)",
+                            key, limit)
+                self.view.note(f"trial {key} timed out after {limit:.0f} s: stopped, retried up to --max-failures")
+                ray.kill(actor, no_restart=True)
 
     def reconcile(self, grid, trials: list, sweep: str, profile: str) -> int:
         """After fit(): every trial of this run gets its terminal record. A final result that carries a
@@ -119,7 +161,7 @@ class Recorder(Callback):
             if final is not None:
                 record = Record.from_dict(json.loads(final))
             elif result.error is not None:
-                record = failed_record(t, sweep, profile, str(result.error))
+                record = failed_record(t, sweep, profile, self._why(result))
             else:
                 continue
             try:
@@ -129,11 +171,25 @@ class Recorder(Callback):
         return written
 
 
+    def _why(self, result) -> str:
+        """A failed trial's error in one line: its timeout, the orchestrator's fault, or what it raised."""
+        key = (result.config or {}).get("trial", {}).get("key")
+        if key in self.timed_out:
+            return f"timed out after {self.timed_out[key]:.0f} s (stopped by the driver)"
+        return str(result.error)
+
+
+TIMEOUT_FLOOR_S = 60.0  # a trial is never stopped before this, whatever the others took
+
+
 def failed_record(trial, sweep: str, profile: str, error: str) -> Record:
-    """The failed record of a planned trial (`Record.failed` with what the plan knows of it)."""
+    """The failed record of a planned trial (`Record.failed` with what the plan knows of it); a failure that was
+    the orchestrator's own (`OrchestratorFault`: its hub lost mid-trial) is marked, so a plain rerun retries it
+    and no budget counts it."""
+    fault = "OrchestratorFault" in error
     return Record.failed(trial_key=trial.key, sweep=sweep, profile=profile, config=config_dict(trial.config),
                          cell=trial.cell, cell_key=trial.cell_key, images=trial.described_images(), error=error,
-                         versions=versions())
+                         versions=versions(), **({"fault": "orchestrator"} if fault else {}))
 
 
 class StopOnWriteError(Stopper):

@@ -50,6 +50,7 @@ class SweepOptions:
     max_trials: int = 5000
     replicate: dict | None = None  # command-line flags over the sweep's replicate: section
     wandb_timeout: float = 120.0  # seconds an upload batch, and the uploads left at the end, may take
+    trial_timeout: float | None = None  # seconds a trial may run (None: the sweep file's, else 5× the median trial)
 
 
 # Never passed to a worker, in runtime_env or in the environment an embedded cluster inherits.
@@ -217,6 +218,7 @@ class SweepRun:
     sync: object = None  # OnlineSync when the driver is online
     searcher: object = None
     expected: set = field(default_factory=set)  # the trial keys this run owes a record
+    unstarted: int = 0  # first-seed trials the budget left unstarted
 
     @property
     def project(self) -> str:
@@ -231,6 +233,7 @@ class SweepRun:
             fresh_dir(self.run_dir)
         self.store = ResultsStore(self.run_dir)
         self.plan.design.parallel = self.concurrency()
+        self._name_earlier_design()
         self.plan.design.save(self.run_dir)  # `report` on this folder pairs against this sweep's own base
         done = self.store.done_keys(self.opts.retry_failed)
         if wandb_mode() == "online":
@@ -249,6 +252,23 @@ class SweepRun:
             not_uploaded = self._close_sync()
         return self._closing(records, reported, not_uploaded)
 
+    def _name_earlier_design(self) -> None:
+        """Records of an earlier design of this sweep (an edited base or grid) stay in results.jsonl and are left
+        out of every table, claim and best: said in one line, before anything runs."""
+        from ..common import design as design_mod
+
+        stale = design_mod.stale_records(self.store.records(), self.plan.design)
+        if not stale:
+            return
+        try:
+            old = design_mod.load(self.run_dir)
+        except ConfigError:
+            old = None
+        what = design_mod.changes(old, self.plan.design) if old is not None else "its cells"
+        self.console.print(f"{len(stale)} records of an earlier design of this sweep ({what}) stay in "
+                           f"{self.store.path} and are left out of every table, claim and best; --fresh starts over",
+                           markup=False, soft_wrap=True)
+
     def _fixed(self, done: set[str]) -> None:
         from .searcher import PlanSearcher
 
@@ -263,7 +283,7 @@ class SweepRun:
 
     def _adaptive(self, done: set[str]) -> None:
         """Run what the adaptive searcher proposes."""
-        from .searcher import AdaptiveSearcher
+        from .searcher import BUDGET_HOURS, BUDGET_TRIALS, AdaptiveSearcher
 
         self.searcher = AdaptiveSearcher(self.plan, self.store.records(), done, self.spec.metric,
                                          payload_for(self.plan.design), interleave_by_artefact,
@@ -275,13 +295,21 @@ class SweepRun:
                            f"{len(initial)} first trials to run · {self.searcher.status()} · {self.store.dir}")
         if self.searcher.has_work():
             self._fit(initial, self.searcher)
-        self.expected = {t.key for t in self.plan.initial()} | self.searcher.proposed
+        # what this run owes a record: what it started, and the first seeds unless the budget stopped it first
+        initial = {t.key for t in self.plan.initial()}
+        budget = self.searcher.reason in (BUDGET_TRIALS, BUDGET_HOURS)
+        self.unstarted = len(initial - self.searcher.proposed - done) if budget else 0
+        self.expected = (set() if budget else initial - done) | self.searcher.proposed
 
     def _closing(self, records, reported: bool, not_uploaded: list) -> int:
         missing = len(self.expected - {r.trial_key for r in records})
         failed = sum(r.status == "failed" for r in records)
         if self.searcher is not None:
             self.console.print(f"adaptive replication: {self.searcher.status()}")
+            if self.unstarted:
+                self.console.print(f"the budget was spent before {self.unstarted} first-seed trials of the grid "
+                                   "started (the questions' cells came first); run the same command again, with a "
+                                   "larger --budget-hours, to add them")
         self.console.print(f"{len(records)} records in {self.store.path}" + (f" · {failed} failed" if failed else "")
                            + (f" · {missing} not finished (run again to resume)" if missing else ""))
         if missing or failed or not reported:
@@ -365,7 +393,8 @@ class SweepRun:
         live = self.opts.live and self.console.is_terminal  # a log or a pipe gets one line per finished trial
         view = SweepView(len(todo), self.spec.metric, self.spec.mode, concurrency, searcher,
                          console=None if live else self.console)
-        recorder = Recorder(self.store, view, searcher, self.sync)
+        timeout = self.opts.trial_timeout if self.opts.trial_timeout is not None else self.spec.trial_timeout
+        recorder = Recorder(self.store, view, searcher, self.sync, timeout)
 
         def name(trial) -> str:
             return trial.config["trial"]["key"]

@@ -100,20 +100,30 @@ class AdaptiveSearcher(PlanSearcher):
         """`records`: the store's records (the last terminal one of each trial); `done`: trial keys not to run
         again; `payload(trial)`: the config Tune's trainable receives; `order(trials)`: the order a batch runs
         in; `parallel`: trials at once (projections in minutes)."""
-        initial = [t for t in plan.initial() if t.key not in done]
-        super().__init__([t for s in sorted({t.seed for t in initial})
-                          for t in order([t for t in initial if t.seed == s])], payload)
         self.rule = plan.replicate
         self.order, self.clock = order, clock
         self.trials = {(t.cell_key, t.seed): t for t in plan.trials}
         self.keys = {t.key for t in plan.trials}
-        mine = [r for r in records if r.trial_key in self.keys]
+        mine = [r for r in records if r.trial_key in self.keys and not r.fault]
         self.walls: dict[str, list[float]] = {}
         for r in mine:
             self._cost(r)
         self.tracker = ClaimTracker(plan.design, headline, costs=self.costs(), parallel=parallel).replay(mine)
+        # The sweep's questions first: the first seeds of the cells its priority-1 claims pair, then their added
+        # seeds; the rest of the grid's first seeds after (or while the questions wait on trials running).
+        first = {c for row in self.tracker.tested() if row.claim.priority == 1 for c in row.cells}
+        initial = [t for t in plan.initial() if t.key not in done]
+
+        def by_seed(ts):
+            return deque(t for s in sorted({t.seed for t in ts}) for t in order([t for t in ts if t.seed == s]))
+
+        super().__init__([], payload)
+        self.queue = by_seed([t for t in initial if t.cell_key in first])
+        self.later = by_seed([t for t in initial if t.cell_key not in first])
+        self.trials_given = list(self.queue) + list(self.later)
         self.done = set(done) & self.keys
         self.recorded = {r.trial_key for r in mine}
+        self.faulted: set[str] = set()  # trials the orchestrator failed: no budget counts them
         self.t0 = clock()
         self.reason: str | None = None
         self.covered = False  # the last look found claims whose running seeds are projected to decide them
@@ -124,11 +134,14 @@ class AdaptiveSearcher(PlanSearcher):
         return bool(self.live) and self.covered and self.reason is None
 
     def pending(self) -> int:
-        return len([t for t in self.queue if not self._started(t.key)])
+        return len([t for t in (*self.queue, *self.later) if not self._started(t.key)])
 
     def feed(self, record: Record) -> None:
-        """A record the driver has just written (in the order it wrote them)."""
-        if record.trial_key in self.keys:
+        """A record the driver has just written (in the order it wrote them); a trial the orchestrator failed
+        counts for no claim and no budget."""
+        if record.fault:
+            self.faulted.add(record.trial_key)
+        if record.trial_key in self.keys and not record.fault:
             self.recorded.add(record.trial_key)
             self._cost(record)
             self.tracker.costs = self.costs()
@@ -144,8 +157,9 @@ class AdaptiveSearcher(PlanSearcher):
         return {k: sum(v) / len(v) for k, v in self.walls.items()}
 
     def spent(self) -> int:
-        """Trials of this plan recorded (earlier runs included) or running now."""
-        return len(self.recorded | self.proposed)
+        """Trials of this plan recorded (earlier runs included) or running now, less those the orchestrator
+        failed."""
+        return len((self.recorded | self.proposed) - self.faulted)
 
     def _started(self, key: str) -> bool:
         return key in self.done or key in self.proposed
@@ -157,17 +171,23 @@ class AdaptiveSearcher(PlanSearcher):
         if budget:
             self.reason = budget
             return None
-        while self.queue:
-            t = self.queue.popleft()
-            if not self._started(t.key):
-                return t
-        batch = self._next_seed()
-        if not batch:
-            if not (self.covered and self.live):  # not merely waiting on the seeds running now
-                self.reason = ALL_DECIDED if not self.tracker.undecided() else NO_GAIN
-            return None
-        self.queue.extend(self.order(batch))
-        return self.queue.popleft()
+        waiting = False
+        for source in (self.queue, 1, self.later, None):  # questions' first seeds, their seeds, the rest
+            if isinstance(source, deque):
+                while source:
+                    t = source.popleft()
+                    if not self._started(t.key):
+                        return t
+                continue
+            batch = self._next_seed(priority=source)
+            if batch:
+                self.queue.extend(self.order(batch))
+                return self.queue.popleft()
+            waiting |= self.covered
+        self.covered = waiting
+        if not (waiting and self.live):  # not merely waiting on the seeds running now
+            self.reason = ALL_DECIDED if not self.tracker.undecided() else NO_GAIN
+        return None
 
     def _budget(self) -> str | None:
         if self.rule.budget_trials is not None and self.spent() >= self.rule.budget_trials:
@@ -184,7 +204,7 @@ class AdaptiveSearcher(PlanSearcher):
             s += 1
         return s
 
-    def _next_seed(self) -> list[Trial]:
+    def _next_seed(self, priority: int | None = None) -> list[Trial]:
         """The not yet started trials of the next seed of the claim where a seed buys the most: the lowest
         priority number first (the sweep's questions before the seeds' claims); within it, a claim still short
         of the units a projection needs, else the one whose projected decision costs the fewest CPU-seconds.
@@ -193,6 +213,8 @@ class AdaptiveSearcher(PlanSearcher):
         best, best_key = None, None
         self.covered = False
         for i, row in enumerate(self.tracker.open()):
+            if priority is not None and row.claim.priority != priority:
+                continue
             started = self._seeds_started(row)
             if started >= self.rule.max_seeds:
                 continue
@@ -230,7 +252,7 @@ class AdaptiveSearcher(PlanSearcher):
         """Whether a run would propose anything (without proposing it)."""
         if self._budget():
             return False
-        return any(not self._started(t.key) for t in self.queue) or bool(self._next_seed())
+        return any(not self._started(t.key) for t in (*self.queue, *self.later)) or bool(self._next_seed())
 
     def all_trials(self) -> list[Trial]:
         return list(self.trials.values())

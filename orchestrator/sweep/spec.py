@@ -76,6 +76,8 @@ class SweepFields:
     description: str | None = fld(None)
     claims: Any = fld(None, doc="hypotheses the report tests (common/claims.py)")
     replicate: ReplicateFields | None = fld(None)
+    trial_timeout: float | None = fld(None, (lambda v: v >= 0, "a number of seconds >= 0 (0: none)"),
+                                      "seconds a trial may run before it is stopped and retried")
 
 
 # ---- what the planner reads --------------------------------------------------------------------
@@ -118,6 +120,7 @@ class SweepSpec:
     source: str = "<sweep>"
     claims: tuple = ()  # common.claims.Claim: hypotheses the report tests
     replicate: dict | None = None  # the sweep's replicate: section, checked (see `replication`)
+    trial_timeout: float | None = None  # seconds a trial may run (None: five times the median trial so far)
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -161,7 +164,7 @@ def _spec(f: SweepFields, data: dict, src: str) -> SweepSpec:
             profiles[pname] = ProfileSpec()
     return SweepSpec(f.name, f.method, metric, mode, f.base or {}, _grid(f.grid, "grid"),
                      _seeds(f.seeds, "seeds") or [0], f.resources or Resources(), profiles, src,
-                     parse_claims(data.get("claims"), src, f.method), _replicate(f.replicate))
+                     parse_claims(data.get("claims"), src, f.method), _replicate(f.replicate), f.trial_timeout)
 
 
 def shown(value) -> str:

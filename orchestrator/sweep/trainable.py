@@ -83,10 +83,10 @@ class RunFolderWriteError(OSError):
 def write_files(hub, key: str, files: dict, folder: str | None, wandb_files: dict, tune_row: dict | None = None) -> None:
     """The trial's files to the driver's run folder through the hub; a write error there is the run
     folder's (RunFolderWriteError), not this trial's."""
-    import ray
+    from .hub import hub_call
 
     row = (json.dumps(tune_row, default=str) + "\n").encode() if tune_row is not None else None
-    got = ray.get(hub.write_trial.remote(key, files, folder, wandb_files, row))
+    got = hub_call(hub.write_trial, key, files, folder, wandb_files, row)
     if isinstance(got, dict):
         raise RunFolderWriteError(got["errno"], got["error"], got["path"])
 
