@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import stat
@@ -30,6 +31,8 @@ import numpy as np
 import torch
 
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # name -> loader of an (H, W[, C]) uint8/float array. All ship with scikit-image.
 _BUNDLED = {
@@ -279,10 +282,19 @@ def shown_path(path: Path) -> str:
     return repr(text if len(text) <= 160 else text[:80] + "…" + text[-60:])
 
 
+_SKIPS_SAID: set[tuple[str, str]] = set()
+
+
 def _folder(path: Path, pattern: str, where: str) -> list[Path]:
-    """The image files of a folder matching `pattern` (regular files only: a FIFO would block the read)."""
-    found = sorted(Path(p) for p in glob(str(path / pattern)) if p.lower().endswith(FILE_SUFFIXES)
-                   and _regular(Path(p)))
+    """The image files of a folder matching `pattern` (regular files only: a FIFO would block the read, a device
+    never end); what was skipped for not being a regular file is said once per folder."""
+    named = sorted(Path(p) for p in glob(str(path / pattern)) if p.lower().endswith(FILE_SUFFIXES))
+    found = [p for p in named if _regular(p)]
+    skipped = [p for p in named if p not in found]
+    if skipped and (str(path), pattern) not in _SKIPS_SAID:
+        _SKIPS_SAID.add((str(path), pattern))
+        log.warning("%s: skipped %d entries of %s that are not regular files (a FIFO, a device, a link to one), "
+                    "e.g. %s", where, len(skipped), shown_path(path), skipped[0].name)
     if not found:
         raise ConfigError(f"{where}: no image files ({', '.join(FILE_SUFFIXES)}) match {pattern!r} in {str(path)!r}")
     return found

@@ -102,6 +102,8 @@ def _sweep(args) -> int:
     if args.dry_run:
         spec, profile, sweep_plan = plan_sweep(args.sweep, args.profile, opts.max_trials, opts.replicate)
         _print_dry_run(spec, profile, sweep_plan, args.json, console)
+        for line in claim_warnings(spec, sweep_plan.design):
+            print(f"warning: {line}", file=sys.stderr)
         return 0
     return sweep(args.sweep, args.profile, console=console, **options).exit_code
 
@@ -142,6 +144,18 @@ def _replicate_flags(args) -> dict | None:
     flags = {"min_seeds": args.min_seeds, "max_seeds": args.max_seeds, "budget_trials": args.budget_trials,
              "budget_hours": args.budget_hours}
     return {k: v for k, v in flags.items() if v is not None} or None
+
+
+def claim_warnings(spec, design) -> list[str]:
+    """One line per claim arm (or `where`) naming a value no grid cell has: such a claim has no pairs."""
+    out = []
+    for i, claim in enumerate(spec.claims):
+        for arm in ("a", "b", "where"):
+            for key, want, have in design.unmatched(getattr(claim, arm)):
+                values = ", ".join(json.dumps(v) for v in have[:6]) + (", …" if len(have) > 6 else "")
+                out.append(f"claims[{i}].{arm}: {key}={json.dumps(want)} selects no grid cell of profile "
+                           f"{design.profile} (its cells have {values}); the claim will have no pairs ({spec.source})")
+    return out
 
 
 def _print_dry_run(spec, profile, sweep_plan, as_json: bool, console) -> None:

@@ -181,6 +181,15 @@ class Design:
     def selects(self, p: Point, selector: dict) -> bool:
         return all(norm(self.value(p, k)) == norm(v) for k, v in selector.items())
 
+    def unmatched(self, selector: dict) -> list[tuple[str, object, list]]:
+        """(key, value, the values the grid has) of each key of a claim's selector that no cell has."""
+        out = []
+        for key, want in selector.items():
+            have = list({norm(self.value(p, key)): self.value(p, key) for p in self.points}.values())
+            if norm(want) not in {norm(v) for v in have}:
+                out.append((key, want, have))
+        return out
+
     def axis_values(self, axis: str) -> list:
         """The values grid cells set for `axis`, in the grid's order."""
         seen = {norm(p.cell[axis]): p.cell[axis] for p in self.points if axis in p.cell}

@@ -8,6 +8,21 @@ from dipddpm.method import ORACLE
 from .metrics import is_oracle_metric
 
 
+# Characters that reorder the text around them (bidirectional embeddings, overrides, isolates, marks): a claim's
+# text holding U+202E would show its verdict reversed. Every user string is shown with these as visible escapes.
+BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+
+
+def safe_text(text: str) -> str:
+    """A user's string as plain text: bidirectional controls (and other invisible format characters that could
+    reorder or hide what is read) written as visible escapes like <U+202E>."""
+    import unicodedata
+
+    if text.isascii():
+        return text
+    return "".join(f"<U+{ord(ch):04X}>" if ch in BIDI or unicodedata.category(ch) == "Cf" else ch for ch in text)
+
+
 def short(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"

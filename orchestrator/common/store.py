@@ -28,20 +28,28 @@ log = logging.getLogger(__name__)
 KEY_RE = re.compile(r"[0-9a-f]{16}")
 
 
+_SAID: set[tuple[str, str]] = set()  # (file:line, what) already warned about in this process
+
+
+def _warn_once(where: str, what: str, *args) -> None:
+    if (where, what) not in _SAID:
+        _SAID.add((where, what))
+        log.warning("%s: " + what, where, *args)
+
+
 def parse_line(line: str, where: str) -> Record | None:
-    """A record from one line, or None (with a warning naming `where`) when the line is not one."""
+    """A record from one line, or None (with a warning naming `where`, once) when the line is not one."""
     try:
         raw = json.loads(line)
         rec = Record.from_dict(raw)
     except json.JSONDecodeError:
-        log.warning("%s: skipping an unreadable line (a write cut short?); its trial counts as not done", where)
+        _warn_once(where, "skipping an unreadable line (a write cut short?); its trial counts as not done")
         return None
     except ValueError:
-        log.warning("%s: skipping a line that is not a trial record (no status or config)", where)
+        _warn_once(where, "skipping a line that is not a trial record (no status or config)")
         return None
     if not isinstance(rec.trial_key, str) or not KEY_RE.fullmatch(rec.trial_key):  # keys become folder names
-        log.warning("%s: skipping a record whose trial_key %r is not a trial key (16 hex digits)", where,
-                    rec.trial_key)
+        _warn_once(where, "skipping a record whose trial_key %r is not a trial key (16 hex digits)", rec.trial_key)
         return None
     return rec
 
@@ -92,17 +100,18 @@ class ResultsStore:
                                                                                                  rec.per_image):
                 differ.add(rec.trial_key)
             by_key[rec.trial_key] = rec
+        where = str(self.path)
         if kept:
-            log.warning("%s: %d trials have an ok record and a later %s one (two drivers on one folder?); the ok "
-                        "records count", self.path, kept, "failed or diverged")
+            _warn_once(where, "%d trials have an ok record and a later failed or diverged one (two drivers on one "
+                       "folder?); the ok records count", kept)
         if differ:
-            log.warning("%s: %d trial keys have several %s records with different figures (e.g. %s); the last one "
-                        "of each counts in every table", self.path, len(differ), "terminal", sorted(differ)[0])
+            _warn_once(where, "%d trial keys have several terminal records with different figures (e.g. %s); the "
+                       "last one of each counts in every table", len(differ), sorted(differ)[0])
         damaged = [r for r in by_key.values() if r.damaged]
         if damaged:
-            log.warning("%s: %d records hold values that are not finite numbers where figures belong (e.g. trial %s: "
-                        "%s); those values are left out, the rest of each record counts", self.path, len(damaged),
-                        damaged[0].trial_key, ", ".join(damaged[0].damaged[:3]))
+            _warn_once(where, "%d records hold values that are not finite numbers where figures belong (e.g. trial "
+                       "%s: %s); those values are left out, the rest of each record counts", len(damaged),
+                       damaged[0].trial_key, ", ".join(damaged[0].damaged[:3]))
         self._status = {k: r.status for k, r in by_key.items()}
         self._faults = {k for k, r in by_key.items() if r.status == "failed" and r.extra.get("fault") == "orchestrator"}
         return list(by_key.values())

@@ -11,7 +11,7 @@ from pathlib import Path
 from dipddpm.method import ORACLE
 
 from ..common.design import flatten
-from ..common.labels import cell_text
+from ..common.labels import cell_text, safe_text
 from ..common.record import Record
 from ..stats.intervals import Estimate
 from . import figures
@@ -42,8 +42,9 @@ def data_uri(png: bytes) -> str:
 
 
 def _esc(text: str) -> str:
-    """Escape, and set every [ORACLE ...] label in red."""
-    return re.sub(rf"\[{ORACLE}[^\]]*\]", lambda m: f'<span class="oracle">{m.group(0)}</span>', html.escape(text))
+    """Escape (reordering characters made visible first), and set every [ORACLE ...] label in red."""
+    return re.sub(rf"\[{ORACLE}[^\]]*\]", lambda m: f'<span class="oracle">{m.group(0)}</span>',
+                  html.escape(safe_text(text)))
 
 
 def table_html(tab: Tab) -> str:
@@ -55,7 +56,7 @@ def table_html(tab: Tab) -> str:
                       for v, c in zip(row, tab.columns))
         body.append(f"<tr>{tds}</tr>")
     rows = "".join(body) or f'<tr><td class="l" colspan="{len(tab.columns)}">(none)</td></tr>'
-    note = f'<p class="note">{html.escape(tab.note)}</p>' if tab.note else ""
+    note = f'<p class="note">{_esc(tab.note)}</p>' if tab.note else ""
     return (f'<h3 id="{tab.name}">{_esc(tab.title)}</h3><table class="sortable"><thead><tr>{head}</tr></thead>'
             f"<tbody>{rows}</tbody></table>{note}")
 
@@ -121,7 +122,7 @@ def trials_html(section: Section, link_root: str) -> str:
         shown = f"{value:.2f}" if isinstance(value, (int, float)) else "—"
         files = (f'<a href="{base}result.json">result.json</a> · <a href="{base}curves.json">curves.json</a> · '
                  f'<a href="{base}images/">images</a>') if base else "(refused key)"
-        wandb = html.escape(f"{r.extra.get('wandb_run') or '—'} ({run_name(cell_text(r.cell), r.seed)})")
+        wandb = _esc(f"{r.extra.get('wandb_run') or '—'} ({run_name(cell_text(r.cell), r.seed)})")
         data_v = f' data-v="{value:.10g}"' if isinstance(value, (int, float)) else ""
         rows.append(f"<tr><td class=\"l\"><code>{html.escape(key)}</code></td><td class=\"l\">{_esc(cell_label(r))}</td>"
                     f"<td>{r.seed}</td><td>{html.escape(str(r.status))}</td><td{data_v}>{shown}</td>"
@@ -196,7 +197,7 @@ def image_grid_html(section: Section, run_dir: Path) -> str:
     head = "<th>image</th>" + "".join(f"<th>{_esc(t)}</th>" for t, *_ in cols)
     rows = []
     for image in images:
-        tds = [f"<td>{html.escape(image)}</td>"]
+        tds = [f"<td>{_esc(image)}</td>"]
         for _title, rec, kind, field in cols:
             path = trial_file(run_dir, rec.trial_key, f"images/{image}_{kind}.png")
             value = rec.value(field, image)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 
 from .tables import Tab
-from .text import fmt
+from ..common.labels import safe_text
+from .text import fmt, md_text
 
 
 def _rows(tab: Tab | None) -> list[dict]:
@@ -103,7 +104,7 @@ def summary_markdown(sections) -> str:
     parts = ["## Summary", ""]
     for key, lines in summary_lines(sections).items():
         if lines:
-            parts += [f"**{TITLES[key]}**", ""] + [f"- {line}" for line in lines] + [""]
+            parts += [f"**{TITLES[key]}**", ""] + [f"- {md_text(line)}" for line in lines] + [""]
     return "\n".join(parts)
 
 
@@ -116,5 +117,5 @@ def summary_rich(sections):
         if lines:
             text.append(f"{TITLES[key]}\n", style="bold")
             for line in lines:
-                text.append(f"  • {line}\n")
+                text.append(f"  • {safe_text(line)}\n")
     return Panel(text, title="Summary", expand=False)

@@ -390,10 +390,14 @@ def _ref_units(per_image: bool, obs: list, key: str) -> list[float]:
 
 
 def problems_table(records: list[Record]) -> Tab:
-    tab = Tab("problems", "Trials that did not finish ok", ["trial_key", "grid cell", "seed", "status", "error"])
+    tab = Tab("problems", "Trials that did not finish ok, and records with values left out",
+              ["trial_key", "grid cell", "seed", "status", "error"])
     for r in records:
         if r.status != "ok":
             tab.rows.append([r.trial_key, cell_label(r), r.seed, r.status, r.error or ""])
+        if r.damaged:  # a string or a NaN where a number belongs: that value is left out, the rest counts
+            tab.rows.append([r.trial_key, cell_label(r), r.seed, f"{r.status}, damaged",
+                             "values left out (not finite numbers): " + ", ".join(r.damaged[:6])])
     return tab
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from dipddpm.method import FLOOR, ORACLE
 
 from ..common.design import Design, flatten
-from ..common.labels import cell_text
+from ..common.labels import cell_text, safe_text
 from ..common.metrics import trial_level
 from ..common.record import Record
 from ..stats.intervals import Estimate
@@ -55,7 +55,7 @@ def fmt(value, column: str = "") -> str:
         if column in P_COLUMNS:
             return "<0.001" if value < 1e-3 else f"{value:.3f}"
         return f"{value:.{d}f}" if math.isfinite(value) else str(value)
-    return str(value)
+    return safe_text(str(value))
 
 
 def fmt_estimate(est: Estimate, d: int, sign: str = "") -> str:
@@ -98,12 +98,20 @@ def _natural_width(tab: Tab) -> int:
     return sum(widths) + 3 * len(widths) + 1
 
 
+def md_text(text: str) -> str:
+    """A string as Markdown shows it literally: HTML escaped (a claim's `<script>` is text, not markup),
+    reordering characters made visible, one line."""
+    import html
+
+    return html.escape(safe_text(text), quote=False).replace("\n", " ")
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return md_text(text).replace("|", "\\|")
 
 
 def markdown_table(tab: Tab) -> str:
-    lines = [f"### {tab.title}", ""]
+    lines = [f"### {md_text(tab.title)}", ""]
     if not tab.rows:
         return "\n".join(lines + ["(none)", ""])
     lines.append("| " + " | ".join(_md_cell(c) for c in tab.columns) + " |")
@@ -111,7 +119,7 @@ def markdown_table(tab: Tab) -> str:
     for row in tab.rows:
         lines.append("| " + " | ".join(_md_cell(fmt(v, c)) for v, c in zip(row, tab.columns)) + " |")
     if tab.note:
-        lines += ["", f"_{tab.note}_"]
+        lines += ["", f"_{md_text(tab.note)}_"]
     return "\n".join(lines + [""])
 
 
