@@ -343,6 +343,60 @@ def time_quality_figure(section: Section) -> bytes | None:
     return png(fig)
 
 
+def claims_figure(section: Section) -> bytes | None:
+    """Each claim's interval against the units it has read (its confidence sequence, at the level its table
+    states): zero, the margin band, the point it was decided at, and the units projected to decide it."""
+    import math
+
+    import numpy as np
+
+    from ..stats.estimands import running_interval
+
+    rows = [r for r in section.claim_rows if r.pairs and len(r.values) >= 2][:8]
+    if not rows:
+        return None
+    plt = _plt()
+    cols = min(2, len(rows))
+    fig, axes = plt.subplots((len(rows) + cols - 1) // cols, cols, figsize=(6.4 * cols, 2.8 * ((len(rows) + 1) // cols)),
+                             squeeze=False)
+    for ax, row in zip(axes.flat, rows):
+        d = np.array(row.values, float)
+        lows, highs = running_interval(row.estimand, d, row.level_side)
+        n = np.arange(1, len(d) + 1)
+        shown = np.where(np.isfinite(d), d, np.nan)
+        ax.scatter(n, shown, s=8, color="tab:gray", alpha=0.6, label="units (a lost or tied unit: not drawn)")
+        est = [float(row.estimand.fixed(d[:k]).estimate) for k in n]
+        ax.plot(n, est, color="tab:blue", lw=1.2, label=f"{row.claim.estimand} Δ so far")
+        finite = np.isfinite(lows) & np.isfinite(highs)
+        if finite.any():
+            ax.fill_between(n[finite], lows[finite], highs[finite], alpha=0.25, color="tab:blue",
+                            label="its confidence sequence")
+            ax.axvline(n[finite][0], color="tab:blue", ls=":", lw=0.8)
+        else:
+            ax.text(0.02, 0.04, "no bound yet: too few units for this level", transform=ax.transAxes, fontsize=7)
+        ax.axhline(0, color="black", lw=0.8)
+        if math.isfinite(row.margin):
+            ax.axhspan(-row.margin, row.margin, color="tab:green", alpha=0.12, label="±margin")
+        if row.decision is not None:
+            ax.axvline(row.decision.n, color="tab:red", ls="--", lw=1, label=f"decided: {row.verdict.split(' (')[0]}")
+        proj = row.projection
+        if proj is not None and math.isfinite(proj.units) and proj.units > 0:
+            ax.axvline(len(row.values) + proj.units, color="tab:gray", ls=":", lw=1,
+                       label=f"projected decision (+{proj.units:.0f} units)")
+        right = len(d) + (proj.units if proj is not None and math.isfinite(proj.units) else 0)
+        ax.set_xlim(0.5, right + 1.5)
+        ax.set_title(unique_labels([row.claim.text], 70)[0], fontsize=8)
+        ax.set_xlabel("units read")
+        ax.set_ylabel(("log " if row.claim.relative else "") + f"Δ {row.metric}", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="best")
+    for ax in list(axes.flat)[len(rows):]:
+        ax.set_visible(False)
+    fig.suptitle("Each claim closing in: its interval against units read (narrower as units arrive)", fontsize=10)
+    fig.tight_layout()
+    return png(fig)
+
+
 LEAD = {  # the method's own figure, by the kind its hints name: (name, caption, drawing)
     "stage_curves": ("curves", "PSNR and SSIM against iteration, staged vs plain DIP on the same observation",
                      curves_figure),
@@ -352,13 +406,15 @@ LEAD = {  # the method's own figure, by the kind its hints name: (name, caption,
 
 
 def figure_names(method: str) -> tuple[str, ...]:
-    return (LEAD[hints(method).figure][0], "axes", "time_quality")
+    return (LEAD[hints(method).figure][0], "axes", "time_quality", "claims")
 
 
 def section_figures(section: Section, run_dir: Path) -> dict[str, tuple[str, bytes | None]]:
     """{name: (caption, PNG or None when there is not enough data)} for one method's section."""
-    first, axes, tq = figure_names(section.method)
+    first, axes, tq, claims = figure_names(section.method)
     _, caption, draw = LEAD[hints(section.method).figure]
     lead = (caption, draw(section, run_dir))
     return {first: lead, axes: (f"{section.headline} against each ablation axis", axes_figure(section)),
-            tq: ("time against quality per grid cell", time_quality_figure(section))}
+            tq: ("time against quality per grid cell", time_quality_figure(section)),
+            claims: ("each claim's interval against the units read: zero, the margin band, the decision, the "
+                     "projection", claims_figure(section))}

@@ -471,6 +471,19 @@ def _lbf_at(mean, sd, n, mu0):
     return t_log_bf(np.where(np.isfinite(t2), t2, 0.0), n)
 
 
+def running_interval(estimand, d, level_side: float) -> tuple[np.ndarray, np.ndarray]:
+    """The estimand's confidence sequence after each unit (its running intersection), for a figure of a claim
+    closing in: (lows, highs), ±inf where no bound exists yet."""
+    d = np.asarray(d, float)
+    lows, highs = np.full(len(d), -np.inf), np.full(len(d), np.inf)
+    for n in range(1, len(d) + 1):
+        t = estimand.sequential(d[:n], math.nan, level_side)
+        lo, hi = float(t.low), float(t.high)
+        lows[n - 1] = lo if not math.isnan(lo) else -np.inf
+        highs[n - 1] = hi if not math.isnan(hi) else np.inf
+    return np.maximum.accumulate(lows), np.minimum.accumulate(highs)
+
+
 def fewest_units(level_side: float, sequential: bool, limit: int = 1000) -> int:
     """The fewest units at which the median's test can decide at all (every unit a win) at `level_side`."""
     for n in range(1, limit):

@@ -102,6 +102,8 @@ class ClaimRow:
                                                     "b": {"diverged": 0, "failed": 0}})
     units: Units | None = None
     record_pairs: list = field(default_factory=list)
+    values: list = field(default_factory=list)  # the units' Δ in the order read (seed, then image)
+    level_side: float = 0.025  # the per-side level its interval and figure use
 
     @property
     def estimand(self):
@@ -204,6 +206,7 @@ def evaluate_fixed(rows: list[ClaimRow], index: Index, method: str, alpha: float
         row.n, row.problems, row.trials = row.units.n, row.units.problems, row.units.trial_pairs
         t = row.estimand.fixed(np.array(row.units.d, float), row.margin) if row.n else None
         tests.append(t)
+        row.values = list(row.units.d)
         if t is not None:
             row.used = int(t.used)
             row.diff = _estimate(t, row.n)
@@ -316,6 +319,7 @@ class ClaimTracker:
         confidence sequence now, and each undecided row's projection."""
         for row in self.tested():
             sq = self.seq[id(row)]
+            row.values, row.level_side = list(sq.d), self.level_side(row)
             row.diff = _estimate(row.estimand.sequential(np.array(sq.d), row.margin, self.level_side(row)),
                                  row.n) if sq.d else None
             row.projection = None if row.decided else self.projection(row, display=True)
