@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from orchestrator.cli import main as orch_main
+from orchestrator.common.store import ResultsStore
 from sweep_helpers import Blackhole, kill_session, read_lines, sweep_cli, write_sweep
 
 ROOT = os.geteuid() == 0
@@ -264,3 +265,87 @@ def test_records_of_another_sweep_in_the_file_are_counted_and_left_out(tmp_path,
         report = build_report(run)
     assert report.meta["records"] == 2 and report.meta["sweep"] == "mixed"
     assert any("1 of 3 records belong to other sweeps" in m and "other/cpu" in m for m in caplog.messages)
+
+
+# ---------------------------------------------------------------- a hung trial, a dead hub
+
+def _session_processes(sid: int, title: str) -> list[int]:
+    """Processes of session `sid` (this test's own sweep) whose command line starts with `title`."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            if os.getsid(int(p)) != sid:
+                continue
+            cmd = open(f"/proc/{p}/cmdline", "rb").read()
+        except (OSError, ProcessLookupError):
+            continue
+        if cmd.startswith(title.encode()):
+            out.append(int(p))
+    return out
+
+
+def _sweep_process(path, runs, *extra):
+    env = dict(os.environ, WANDB_MODE="offline", RAY_USAGE_STATS_ENABLED="0")
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", "sweep", str(path), "--profile", "cpu",
+                             "--runs-dir", str(runs), "--no-live", *extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+
+
+def _wait_for(sid: int, title: str, timeout: float = 120) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = _session_processes(sid, title)
+        if found:
+            return found[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no {title} process in session {sid}")
+
+
+@pytest.mark.slow
+def test_a_hung_trial_ends_at_its_timeout_is_retried_and_the_sweep_finishes(tmp_path):
+    """One trial worker of this test's own sweep stopped (SIGSTOP): the driver kills it at the timeout, Tune
+    retries the trial, every trial ends ok; nothing outside this test's session is touched."""
+    path = write_sweep(tmp_path, "hung", seeds=(0, 1))
+    runs = tmp_path / "runs"
+    t0 = time.time()
+    proc = _sweep_process(path, runs, "--trial-timeout", "25", "--max-failures", "1", "--max-concurrent", "2")
+    try:
+        worker = _wait_for(proc.pid, "ray::ImplicitFunc")
+        time.sleep(2)  # inside its trial
+        os.kill(worker, signal.SIGSTOP)
+        out = proc.communicate(timeout=400)[0]
+    finally:
+        kill_session(proc.pid)
+    said = " ".join(out.split())
+    assert proc.returncode == 0, out[-3000:]
+    assert "timed out after 25 s" in said, out[-3000:]
+    assert time.time() - t0 < 400
+    one_ok_per_trial(runs / "hung" / "cpu", 4)
+
+
+@pytest.mark.slow
+def test_a_killed_hub_costs_no_result(tmp_path):
+    """The hub actor of this test's own sweep killed (SIGKILL) while trials run: Ray restarts it, the trials'
+    calls go to the new one, and every trial ends with its record and files."""
+    path = write_sweep(tmp_path, "hubkill", seeds=(0, 1, 2))
+    runs = tmp_path / "runs"
+    proc = _sweep_process(path, runs, "--max-concurrent", "2")
+    try:
+        hub = _wait_for(proc.pid, "ray::SweepHub")
+        _wait_for(proc.pid, "ray::ImplicitFunc")
+        time.sleep(3)
+        os.kill(hub, signal.SIGKILL)
+        out = proc.communicate(timeout=400)[0]
+    finally:
+        kill_session(proc.pid)
+    run = runs / "hubkill" / "cpu"
+    records = read_lines(run)
+    assert proc.returncode in (0, 1), out[-3000:]
+    if proc.returncode == 1:  # a trial the hub's death reached in the middle: the orchestrator's fault, rerun
+        assert all(r["status"] == "ok" or r.get("fault") == "orchestrator" for r in records), records
+        assert sweep_cli(path, runs) == 0
+    one_ok_per_trial(run, 6)
+    for r in ResultsStore(run).records():
+        assert (run / "trials" / r.trial_key / "result.json").is_file()
