@@ -61,16 +61,45 @@ def test_a_driver_killed_mid_append_resumes_with_one_record_per_trial(ray_sessio
     assert len(ResultsStore(run_dir).records()) == 4
 
 
-def _kill_a_running_trial(stop: threading.Event, killed: list) -> None:
-    """SIGKILL the first Ray worker seen running a trial for half a second (its `train` call)."""
+def _own_raylets() -> set[bytes]:
+    """Pids (as /proc shows them in RAY_RAYLET_PID) of this process's Ray session's raylets."""
+    import ray
+
+    sockets = {f"--raylet_socket_name={n['RayletSocketName']}".encode() for n in ray.nodes() if n["Alive"]}
+    out = set()
+    for pid in _pids():
+        if any(arg in sockets for arg in _read(pid, "cmdline").split(b"\0")):
+            out.add(str(pid).encode())
+    assert out, f"no raylet of this Ray session ({sockets}) among this machine's processes"
+    return out
+
+
+def _pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _read(pid: int, what: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/{what}").read_bytes()
+    except OSError:  # gone, or not ours to read
+        return b""
+
+
+def _is_own_trial(pid: int, raylets: set[bytes], job: bytes) -> bool:
+    """A Ray worker running a trial (its `train` call) for this session's raylet and this driver's job."""
+    if not _read(pid, "cmdline").startswith(b"ray::ImplicitFunc.train"):
+        return False
+    env = dict(v.partition(b"=")[::2] for v in _read(pid, "environ").split(b"\0") if v)
+    return env.get(b"RAY_RAYLET_PID") in raylets and env.get(b"RAY_JOB_ID") == job
+
+
+def _kill_a_running_trial(stop: threading.Event, killed: list, raylets: set[bytes], job: bytes) -> None:
+    """SIGKILL the first worker of this test's own Ray session seen running a trial for half a second:
+    other sweeps on the machine (their workers have other raylets or jobs) are left alone."""
     seen: dict[int, float] = {}
     while not stop.is_set() and not killed:
-        for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
-            try:
-                title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-            except OSError:
-                continue
-            if title.startswith(b"ray::ImplicitFunc.train"):
+        for pid in _pids():
+            if pid in seen or _is_own_trial(pid, raylets, job):
                 first = seen.setdefault(pid, time.time())
                 if time.time() - first > 0.5:
                     os.kill(pid, signal.SIGKILL)
@@ -84,8 +113,11 @@ def test_a_worker_killed_mid_trial_fails_that_trial_alone_and_resume_reruns_it(r
     path = write_sweep(tmp_path, "workerkill", seeds=(0, 1), extra=long_trials)
     runs = tmp_path / "runs"
     run_dir = runs / "workerkill" / "cpu"
+    import ray
+
     stop, killed = threading.Event(), []
-    killer = threading.Thread(target=_kill_a_running_trial, args=(stop, killed), daemon=True)
+    job = ray.get_runtime_context().get_job_id().encode()
+    killer = threading.Thread(target=_kill_a_running_trial, args=(stop, killed, _own_raylets(), job), daemon=True)
     killer.start()
     try:
         code = sweep_cli(path, runs, "--max-failures", "0")  # no retry: the killed trial is recorded failed
