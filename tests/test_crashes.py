@@ -108,6 +108,24 @@ def _kill_a_running_trial(stop: threading.Event, killed: list, raylets: set[byte
         time.sleep(0.1)
 
 
+def test_only_a_trial_worker_of_this_session_is_a_target():
+    """Processes titled like a trial worker: one of another Ray session (another raylet), one of
+    another job on ours, one of ours; only the last may be signalled."""
+    ours, job = b"4242", b"01000000"
+    procs = [subprocess.Popen(["bash", "-c", 'exec -a "ray::ImplicitFunc.train" sleep 30'],
+                              env={"PATH": os.environ["PATH"], "RAY_RAYLET_PID": raylet, "RAY_JOB_ID": j})
+             for raylet, j in (("999999", job.decode()), (ours.decode(), "02000000"), (ours.decode(), job.decode()))]
+    try:
+        deadline = time.time() + 10  # until each has exec'd into its title
+        while time.time() < deadline and not all(_read(p.pid, "cmdline").startswith(b"ray::") for p in procs):
+            time.sleep(0.05)
+        assert [_is_own_trial(p.pid, {ours}, job) for p in procs] == [False, False, True]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def test_a_worker_killed_mid_trial_fails_that_trial_alone_and_resume_reruns_it(ray_session, tmp_path):
     long_trials = "  - staged.iters_per_stage: [250]\n    staged.variant: [staged, baseline]"
     path = write_sweep(tmp_path, "workerkill", seeds=(0, 1), extra=long_trials)
