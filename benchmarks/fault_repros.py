@@ -74,6 +74,7 @@ def cli(args: list[str], cwd: Path, wait_for: str | None = None, env: dict | Non
     hit = next(((t, x) for t, x in lines if wait_for and wait_for in x), None)
     return {"exit": code, "seconds_to_exit": round(took, 2), "seconds_to_line": round(hit[0], 2) if hit else None,
             "line": hit[1] if hit else (lines[-1][1] if lines else ""), "output_lines": len(lines),
+            "times_said": sum(wait_for in x for _, x in lines) if wait_for else None,
             "tail": [x for _, x in lines[-12:]]}
 
 
@@ -301,6 +302,182 @@ def crafted_per_image_key(work: Path) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- round two (issue: hung trials, a dead hub, ...)
+
+def _session(pid: int, title: str, timeout: float = 120) -> int | None:
+    """The first process of session `pid` (the repro's own sweep) whose command line starts with `title`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in os.listdir("/proc"):
+            try:
+                if p.isdigit() and os.getsid(int(p)) == pid and \
+                        open(f"/proc/{p}/cmdline", "rb").read().startswith(title.encode()):
+                    return int(p)
+            except OSError:
+                continue
+        time.sleep(0.3)
+    return None
+
+
+def _signal_then_wait(args: list[str], cwd: Path, title: str, sig: int, wait_for: str, after_s: float = 2.0) -> dict:
+    """Start a sweep, signal one of its own processes (`title`) once it runs, and time the line it prints."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", *args], cwd=cwd, env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+    lines: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: [lines.append((time.monotonic() - t0, x.rstrip())) for x in proc.stdout])
+    reader.start()
+    target = _session(proc.pid, title)
+    _session(proc.pid, "ray::ImplicitFunc")
+    time.sleep(after_s)
+    signalled = time.monotonic() - t0
+    if target is not None:
+        os.kill(target, sig)
+    try:
+        code = proc.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        code = proc.wait()
+    reader.join()
+    hit = next(((t, x) for t, x in lines if wait_for in x), None)
+    return {"exit": code, "signalled_at_s": round(signalled, 2), "seconds_to_exit": round(time.monotonic() - t0, 2),
+            "seconds_to_line": round(hit[0], 2) if hit else None, "line": hit[1] if hit else "",
+            "found_process": target is not None, "tail": [x for _, x in lines[-6:]]}
+
+
+def hung_trial(work: Path) -> dict:
+    """A trial worker stopped (SIGSTOP): it ends at --trial-timeout, is retried, and the sweep finishes."""
+    import signal
+
+    path = staged(work, "hung", seeds=(0, 1), iters=60)
+    out = _signal_then_wait(sweep(path, work / "runs", "--trial-timeout", "30", "--max-concurrent", "2"), work,
+                            "ray::ImplicitFunc", signal.SIGSTOP, "timed out after")
+    return out | _rerun_check(path, work / "runs" / "hung" / "cpu", 4, out["exit"], work)
+
+
+def dead_hub(work: Path) -> dict:
+    """The sweep's hub actor killed (SIGKILL) mid-sweep: Ray restarts it; nothing is lost."""
+    import signal
+
+    path = staged(work, "hub", seeds=(0, 1, 2), iters=60)
+    out = _signal_then_wait(sweep(path, work / "runs", "--max-concurrent", "2"), work, "ray::SweepHub", signal.SIGKILL,
+                            "records in")
+    return out | _rerun_check(path, work / "runs" / "hub" / "cpu", 6, out["exit"], work)
+
+
+def _rerun_check(path: Path, run_dir: Path, n: int, code: int, work: Path) -> dict:
+    """Exactly one ok record per trial after at most one plain rerun."""
+    out = {"one_ok_per_trial": one_ok_per_trial(run_dir, n), "reran": False}
+    if not out["one_ok_per_trial"] or code != 0:
+        again = cli(sweep(path, run_dir.parent.parent), work)
+        out |= {"reran": True, "rerun_exit": again["exit"], "one_ok_per_trial": one_ok_per_trial(run_dir, n)}
+    return out
+
+
+def edited_sweep(work: Path) -> dict:
+    """iters_per_stage 60 -> 40 and a new learning rate between runs on one folder: the earlier design's
+    records are named at start, kept, and left out of every table."""
+    path = staged(work, "edit", seeds=(0,), iters=60)
+    runs = work / "runs"
+    first = cli(sweep(path, runs), work)
+    path.write_text(STAGED.format(name="edit", seeds=[0], images="", iters=40)
+                    .replace("grid:\n  - staged.variant: [staged, baseline]",
+                             "grid:\n  - staged.variant: [staged, baseline]\n    dip.lr: [0.01, 0.02]"))
+    out = cli(sweep(path, runs), work, wait_for="earlier design")
+    report = json.loads((runs / "edit" / "cpu" / "report.json").read_text())
+    lines = (runs / "edit" / "cpu" / "results.jsonl").read_text().splitlines()
+    return out | {"first_run_exit": first["exit"], "records_in_file": len(lines),
+                  "records_reported": report["meta"]["records"]}
+
+
+def _damaged_report(work: Path, damage, wait_for: str) -> dict:
+    path = staged(work, "dmg", seeds=(0, 1))
+    runs = work / "runs"
+    first = cli(sweep(path, runs), work)
+    run_dir = runs / "dmg" / "cpu"
+    recs = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines() if x.strip()]
+    damage(recs)
+    (run_dir / "results.jsonl").write_text("".join(json.dumps(r, allow_nan=True) + "\n" for r in recs))
+    out = cli(["orchestrator", "report", str(run_dir), "--out", str(work / "out")], work, wait_for=wait_for)
+    return out | {"first_run_exit": first["exit"]}
+
+
+def string_metric(work: Path) -> dict:
+    def damage(recs):
+        next(iter(recs[0]["per_image"].values()))["psnr_es"] = "25.1"
+    return _damaged_report(work, damage, "not finite numbers")
+
+
+def nan_metric(work: Path) -> dict:
+    def damage(recs):
+        recs[0]["metrics"]["psnr_es"] = float("nan")
+    return _damaged_report(work, damage, "not finite numbers")
+
+
+def duplicate_key(work: Path) -> dict:
+    def damage(recs):
+        dup = json.loads(json.dumps(recs[0]))
+        dup["metrics"]["psnr_es"] += 100
+        recs.append(dup)
+    return _damaged_report(work, damage, "several terminal records")
+
+
+def _claim_text_report(work: Path, text: str) -> dict:
+    path = write(work / "text.yaml", STAGED.format(name="text", seeds=[0, 1, 2], images="", iters=30)
+                 + f"claims:\n  - {{text: {json.dumps(text)}, a: {{staged.variant: staged}}, "
+                   "b: {staged.variant: baseline}}\n")
+    out = cli(sweep(path, work / "runs"), work)
+    run_dir = work / "runs" / "text" / "cpu"
+    page, md = ((run_dir / f).read_text() for f in ("report.html", "report.md"))
+    return out | {"raw_in_html": text in page, "raw_in_markdown": text in md}
+
+
+def bidi_claim(work: Path) -> dict:
+    return _claim_text_report(work, "staged wins \u202edetcidartnoc")
+
+
+def html_in_claim(work: Path) -> dict:
+    return _claim_text_report(work, "<script>alert(1)</script><img src=x onerror=alert(2)>")
+
+
+def api_twice(work: Path) -> dict:
+    path = staged(work, "api", seeds=(0,))
+    code = ("import orchestrator, sys; a = orchestrator.sweep(sys.argv[1], 'cpu', runs_dir=sys.argv[2]); "
+            "b = orchestrator.sweep(sys.argv[1], 'cpu', runs_dir=sys.argv[2]); print('two calls', a.exit_code, "
+            "b.exit_code)")
+    return _python(code, [str(path), str(work / "runs")], work, "two calls")
+
+
+def _python(code: str, argv: list[str], cwd: Path, wait_for: str) -> dict:
+    t0 = time.monotonic()
+    got = subprocess.run([sys.executable, "-c", code, *argv], cwd=cwd, env=ENV, capture_output=True, text=True,
+                         timeout=600)
+    lines = (got.stdout + got.stderr).splitlines()
+    hit = next((x for x in lines if wait_for in x), "")
+    return {"exit": got.returncode, "seconds_to_exit": round(time.monotonic() - t0, 2), "line": hit,
+            "tail": lines[-6:]}
+
+
+def open_run_none(work: Path) -> dict:
+    return _python("import orchestrator\ntry:\n    orchestrator.open_run(None)\nexcept Exception as e:\n"
+                   "    print(type(e).__name__ + ': ' + str(e))", [], work, "run_dir")
+
+
+def claim_selects_nothing(work: Path) -> dict:
+    path = write(work / "c.yaml", STAGED.format(name="c", seeds=[0], images="", iters=30)
+                 + "claims:\n  - {text: x, a: {staged.variant: nonexist}, b: {staged.variant: baseline}}\n")
+    return cli(sweep(path, work / "runs", "--dry-run"), work, wait_for="selects no grid cell")
+
+
+def truncated_line_once(work: Path) -> dict:
+    path = staged(work, "cut", seeds=(0, 1))
+    runs = work / "runs"
+    cli(sweep(path, runs), work)
+    with (runs / "cut" / "cpu" / "results.jsonl").open("a") as f:
+        f.write('{"trial_key": "0123')
+    return cli(sweep(path, runs), work, wait_for="unreadable line")
+
+
 CASES = {
     "zero-byte-cache": zero_byte_cache,
     "two-drivers": two_drivers,
@@ -316,6 +493,18 @@ CASES = {
     "int32-tiff": int32_tiff,
     "alias-bomb": alias_bomb,
     "crafted-per-image-key": crafted_per_image_key,
+    "hung-trial": hung_trial,
+    "dead-hub": dead_hub,
+    "edited-sweep": edited_sweep,
+    "string-metric": string_metric,
+    "nan-metric": nan_metric,
+    "duplicate-key": duplicate_key,
+    "bidi-claim": bidi_claim,
+    "html-in-claim": html_in_claim,
+    "api-twice": api_twice,
+    "open-run-none": open_run_none,
+    "claim-selects-nothing": claim_selects_nothing,
+    "truncated-line-once": truncated_line_once,
 }
 
 
