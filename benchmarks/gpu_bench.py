@@ -8,7 +8,8 @@
    1, 0.5, 0.25 (1, 2, 4 trials sharing the GPU); wall time and trials per minute.
 
 `smoke=True` runs the same code on the CPU at tiny sizes, with Ray told it has one
-(logical) GPU: a check that the section works, not a measurement.
+(logical) GPU: a check that the section works, not a measurement (bench.py --smoke also
+runs 2 trials per sharing level instead of 8).
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ import torch
 from dipddpm.config import nested
 from dipddpm.trial import resolve
 
+from timed_sweep import SMOKE, stage_es, timed_sweep  # SMOKE: the smoke run's sizes (else the gpu profile's)
+
 VARIANTS = (("fp32", False), ("bf16", False), ("fp32", True), ("bf16", True))
-# Tiny sizes for the CPU smoke run (the gpu profile's own sizes otherwise).
-SMOKE = {"data": {"size": 32}, "dip": {"channels": 8, "scales": 3},
-         "ddpm": {"channels": [16, 32], "attention_levels": [], "layers_per_block": 1, "norm_groups": 8,
-                  "crop": 16, "batch_size": 4, "dataset_size": 16}}
 
 
 def _sync(device: torch.device) -> None:
@@ -114,29 +113,31 @@ def precision_table(device: torch.device, smoke: bool) -> list[dict]:
     return rows
 
 
-def trials_per_gpu(smoke: bool, runs: Path) -> list[dict]:
-    """8 short staged trials as one sweep per sharing level; wall time of the trial phase."""
+def trials_per_gpu(smoke: bool, runs: Path, trials: int = 8) -> list[dict]:
+    """`trials` short staged trials as one sweep per sharing level; wall time of the trial phase."""
     from orchestrator.sweep.runner import SweepOptions
     from orchestrator.sweep.spec import parse_spec
-    from timed_sweep import timed_sweep
 
     per_stage = 5 if smoke else 60
-    base = {"staged": {"iters_per_stage": per_stage}, "es": {"window": per_stage, "patience": 3 * per_stage}}
+    # the stages' detectors sized to the short stage (the gpu profile's W = P = 40 need more than 79 iterations)
+    base = {"staged": {"iters_per_stage": per_stage}, "es": stage_es(per_stage, "gpu")}
     base |= SMOKE if smoke else {}
     out = []
     for per_gpu in (1, 2, 4):
         name = f"gpu-share-{per_gpu}"
         spec = parse_spec({"name": name, "method": "staged", "base": base, "grid": {"dip.lr": [0.01]},
-                           "seeds": list(range(8)), "resources": {"cpu": 1, "gpu": 1 / per_gpu}}, "bench")
-        wall = timed_sweep(spec, SweepOptions(profile="gpu", runs_dir=str(runs), live=False))["trials_s"]
-        out.append({"trials_per_gpu": per_gpu, "gpu_fraction": 1 / per_gpu, "trials": 8, "wall_s": wall,
-                    "trials_per_min": 8 * 60 / wall})
+                           "seeds": list(range(trials)), "resources": {"cpu": 1, "gpu": 1 / per_gpu}}, "bench")
+        r = timed_sweep(spec, SweepOptions(profile="gpu", runs_dir=str(runs), live=False))
+        wall = r["trials_s"]
+        out.append({"trials_per_gpu": per_gpu, "gpu_fraction": 1 / per_gpu, "trials": trials, "wall_s": wall,
+                    "trials_per_min": trials * 60 / wall, "records_ok": r["records_ok"]})
     for r in out:
         r["throughput_vs_1"] = r["trials_per_min"] / out[0]["trials_per_min"]
     return out
 
 
-def gpu(smoke: bool = False) -> dict:
+def gpu(smoke: bool = False, trials: int = 8) -> dict:
+    """Both parts; `smoke`: on the CPU (or a GPU) at tiny sizes, `trials` per sharing level."""
     if not torch.cuda.is_available() and not smoke:
         return {"measured": False, "reason": "no CUDA GPU on this machine: AMP (bf16), channels_last and "
                                              "trials per GPU (1, 2, 4) not measured"}
@@ -148,8 +149,14 @@ def gpu(smoke: bool = False) -> dict:
     out = {"measured": not smoke, "smoke": smoke,
            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (smoke run)"}
     if smoke:
-        out["reason"] = "smoke run on the CPU at tiny sizes: the code works; these are not GPU figures"
-    out["precision"] = precision_table(device, smoke)
+        out["reason"] = "smoke run at tiny sizes: the code works; these are not GPU figures"
+    threads = torch.get_num_threads()
+    if device.type == "cpu":  # one thread, as a trial gets: two stall beside any busy process (×10 and worse)
+        torch.set_num_threads(1)
+    try:
+        out["precision"] = precision_table(device, smoke)
+    finally:
+        torch.set_num_threads(threads)
     os.environ["WANDB_MODE"] = "disabled"
     if smoke:  # a logical GPU, so that Ray schedules fractional-GPU trials on this CPU machine
         ray.init(address="local", num_gpus=1, runtime_env={"env_vars": worker_env()},
@@ -158,7 +165,7 @@ def gpu(smoke: bool = False) -> dict:
         start_ray(SweepOptions())
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            out["trials_per_gpu"] = trials_per_gpu(smoke, Path(tmp))
+            out["trials_per_gpu"] = trials_per_gpu(smoke, Path(tmp), trials)
     finally:
         ray.shutdown()
     return out
