@@ -51,6 +51,7 @@ class RecordingModel(torch.nn.Module):
         return SimpleNamespace(sample=torch.zeros_like(x))
 
 
+@pytest.mark.slow  # trains a DDPM for real: ~7 s alone, minutes beside a busy process
 def test_training_loss_falls_on_a_tiny_set():
     cfg = _cfg(**{"ddpm.train_steps": 120, "ddpm.lr": 2e-3})
     crops, n_src = training_crops(cfg.ddpm, cfg.data.size, cfg.seed, images_for(cfg).pool)
@@ -254,6 +255,7 @@ def test_t0_frac_one_restarts_at_the_observation_step(tmp_path):
     assert model.calls == [obs.level.t_obs] and run.metrics["t_start"] == obs.level.t_obs
 
 
+@pytest.mark.slow  # a DIP fit per training crop, then a DDPM: ~10 s alone, minutes beside a busy process
 def test_train_on_dip_trains_on_dip_reconstructions_end_to_end(tmp_path):
     from dipddpm import trial
 
