@@ -1,7 +1,7 @@
 """`make bench`: where a sweep's time goes, each figure measured in one run beside its baseline.
 
-    python benchmarks/bench.py [--only dip,eval,orchestration,cache,gpu,report,adaptive] [--trial-s 8] [--out PATH]
-                               [--gpu-smoke] [--smoke]
+    python benchmarks/bench.py [--only dip,eval,orchestration,cache,gpu,report,adaptive,decisions,verdicts]
+                               [--trial-s 8] [--families N] [--out PATH] [--gpu-smoke] [--smoke]
 
 1. dip: our DIP training step (DipFitter) against the plain nn.Sequential
    version of the same network (benchmarks/plain_dip.py), same parameters and
@@ -22,7 +22,15 @@
    new seeds), tables and every file with its figures; target <= 15 s at 5,000.
 7. adaptive (benchmarks/stats_bench.py): a synthetic method with known effects through the real searcher,
    store and report, against the fixed grid that reaches the same power; trials and error rates of both,
-   and one claim update's cost at 100 and 5,000 records.
+   and one claim update's cost at 100 and 4,000 records.
+8. decisions (benchmarks/decisions_bench.py): a claim family drawn like the shipped sweeps (their effect
+   sizes, units per seed and trial costs), per scenario (Gaussian, diverged runs, lognormal, ties): correct
+   decisions per CPU-hour and family-wise false verdicts of this searcher, main's at 6258d91 and a fixed
+   grid on the same draws (--families, default 200, max_seeds 12); and the projection's calibration.
+9. verdicts (benchmarks/decisions_bench.py; not in the default run, ~40 min): every scenario of
+   tests/verdict_sims.py on a fixed grid (median and mean) and through the adaptive searcher (median), at
+   --families families of K = 6 (default 2,000), family-wise false verdicts ± one Monte-Carlo SE, and the
+   power at 1σ.
 
 Writes JSON (default benchmarks/results.json) and prints a rich table. Measures; never asserts.
 
@@ -53,7 +61,8 @@ sys.path.insert(0, str(HERE.parent))
 from dipddpm.trial import resolve  # noqa: E402
 from timed_sweep import SMOKE, stage_es  # noqa: E402
 
-SECTIONS = ("dip", "eval", "orchestration", "cache", "gpu", "report", "adaptive")
+SECTIONS = ("dip", "eval", "orchestration", "cache", "gpu", "report", "adaptive", "decisions", "verdicts")
+DEFAULT = tuple(s for s in SECTIONS if s != "verdicts")  # verdicts at full size is ~40 min: asked for by name
 # --smoke's trial layer where a section does not time the network itself: the smoke size, the simple net
 SMOKE_TRIAL = {"data": SMOKE["data"], "dip": {"net": "simple"}}
 
@@ -383,12 +392,24 @@ def run_section(name: str, args) -> dict | list:
 
     if name == "report":
         return stats_bench.report_scale((50,) if smoke else (500, 1000, 5000))
-    return stats_bench.adaptive_both()
+    if name == "adaptive":
+        return stats_bench.adaptive_both()
+    import decisions_bench
+
+    if name == "decisions":
+        return decisions_bench.decisions(4 if smoke else args.families or 200, 12,
+                                         ("gaussian",) if smoke else ("gaussian", "diverged", "lognormal", "ties"),
+                                         calibration_runs=40 if smoke else 400)
+    n = 20 if smoke else args.families or 2000
+    return decisions_bench.verdicts(n, n)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    ap.add_argument("--only", default=",".join(DEFAULT),
+                    help=f"comma-separated sections (default all but verdicts; of {', '.join(SECTIONS)})")
+    ap.add_argument("--families", type=int, default=None,
+                    help="synthetic families of the decisions (default 200) and verdicts (default 2000) sections")
     ap.add_argument("--trial-s", type=float, default=8.0,
                     help="seconds per orchestration trial (8 keeps make bench under 10 min; 30 is the design size, ~14 min)")
     ap.add_argument("--out", default=str(HERE / "results.json"))

@@ -243,7 +243,8 @@ def score(verdicts: dict, common: bool = False) -> tuple[int, int]:
     return right, wrong
 
 
-def decisions(families: int, max_seeds: int, scenarios=("gaussian", "diverged", "lognormal", "ties")) -> dict:
+def decisions(families: int, max_seeds: int, scenarios=("gaussian", "diverged", "lognormal", "ties"),
+              calibration_runs: int = 400) -> dict:
     """Correct decisions per CPU-hour and family-wise error of new, today's and the fixed grid, per scenario."""
     out = {}
     for scenario in scenarios:
@@ -272,7 +273,7 @@ def decisions(families: int, max_seeds: int, scenarios=("gaussian", "diverged", 
         out[scenario]["ratio_new_to_today"] = (out[scenario]["new"]["decisions_per_cpu_hour"]
                                                / max(out[scenario]["today"]["decisions_per_cpu_hour"], 1e-12))
         out[scenario]["seconds"] = time.perf_counter() - t0
-    out["projection"] = projection_calibration()
+    out["projection"] = projection_calibration(calibration_runs)
     out["families"], out["max_seeds"] = families, max_seeds
     return out
 

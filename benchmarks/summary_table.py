@@ -22,7 +22,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
         o = r["orchestration"]
         ref = o["reference"]
         base = (f"bare pool {ref['wall_s']:.0f} s ({o['trials']} trials, {o['concurrency']} warm processes; "
-                f"trial median {statistics.median(ref['trial_s']):.1f} s)")
+                f"trial median {_median(ref['trial_s']):.1f} s)")
         out.append(("cluster start-up (apart)", f"{o['cluster_start_s']:.1f} s", "", ""))
         for key, label in (("ours", "our sweep, no W&B"), ("ours_wandb", "our sweep, W&B offline"),
                            ("plain_tune", "plain Ray Tune"), ("plain_tune_wandb", "plain Tune + WandbLoggerCallback")):
@@ -31,7 +31,7 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
                 extra = f" (+{o[key]['report_s']:.0f} s report)" if "report_s" in o[key] else ""
                 if "trial_wall_s" in o[key]:
                     extra += (f"; 1st trial began at {o[key]['first_trial_start_s']:.1f} s, "
-                              f"trial median {statistics.median(o[key]['trial_wall_s']):.1f} s")
+                              f"trial median {_median(o[key]['trial_wall_s']):.1f} s")
                 if "bytes_shipped_per_trial" in o[key]:
                     extra += f"; {o[key]['bytes_shipped_per_trial'] / 1024:.0f} KiB shipped per trial"
                 out.append((f"orchestration: {label}", f"{t:.0f} s{extra}", base, f"{o[key]['efficiency']:.3f}"))
@@ -62,9 +62,55 @@ def _stats_rows(r: dict) -> list[tuple[str, str, str, str]]:
                     f"fixed {fx['seeds']} seeds: {fx['trials']} trials, false verdicts {fx['false_verdict_rate']:.1%}",
                     f"{a['ratio']:.2f} (target {a['target']})"))
         cu = a["claim_update"]
-        out.append((f"  one claim update ({key})", f"{cu['at_5000_records_us']:.0f} µs at 5,000 records",
-                    f"{cu['at_100_records_us']:.0f} µs at 100", f"{cu['ratio']:.2f} (target {cu['target']})"))
+        small, large = sorted((int(k[3:-11]) for k in cu if k.startswith("at_")))
+        out.append((f"  one claim update ({key})", f"{cu[f'at_{large}_records_us']:.0f} µs at {large:,} records",
+                    f"{cu[f'at_{small}_records_us']:.0f} µs at {small:,}", f"{cu['ratio']:.2f} (target {cu['target']})"))
+    out += _decision_rows(r.get("decisions"))
+    out += _verdict_rows(r.get("verdicts"))
     return out
+
+
+def _decision_rows(d: dict | None) -> list[tuple[str, str, str, str]]:
+    if not d:
+        return []
+    out = []
+    for scenario, got in d.items():
+        if not isinstance(got, dict) or "new" not in got:
+            continue
+        new, today, fixed = got["new"], got["today"], got["fixed"]
+        out.append((f"decisions per CPU-hour, {scenario} ({d['families']} families, max_seeds {d['max_seeds']})",
+                    f"new {new['decisions_per_cpu_hour']:.2f} (FWER {new['fwer']:.1%})",
+                    f"today {today['decisions_per_cpu_hour']:.2f} (FWER {today['fwer']:.1%}); "
+                    f"fixed {fixed['decisions_per_cpu_hour']:.2f} (FWER {fixed['fwer']:.1%})",
+                    f"×{got['ratio_new_to_today']:.2f} (target ≥ 2 at FWER ≤ 5%)"))
+    cal = d.get("projection") or {}
+    if cal:
+        out.append(("projection: median projected / actual units (win chance " + " / ".join(cal) + ")",
+                    " / ".join(f"{c['median_ratio']:.2f}" for c in cal.values()), "",
+                    "target 0.7-1.4"))
+    return out
+
+
+def _verdict_rows(v: dict | None) -> list[tuple[str, str, str, str]]:
+    if not v:
+        return []
+    out = []
+    for name, row in v["scenarios"].items():
+        cells = [f"{path.replace('_', ' ')} {c['fwer']:.3f}±{c['se']:.3f}" for path, c in row.items()]
+        worst = max(c["fwer"] for path, c in row.items() if path.endswith("median"))
+        out.append((f"family-wise false verdicts, {name} (K {v['k']}, {v['families_fixed']} / "
+                    f"{v['families_adaptive']} families)", "; ".join(cells), "",
+                    f"median {worst:.3f} (target ≤ 0.05)"))
+    p = v.get("power") or {}
+    if p:
+        out.append(("power, 1σ over 20 units, K 10 (fixed / adaptive max 20)",
+                    f"median {p['fixed_median_1sigma_20units_k10']:.2f} / {p['adaptive_median_1sigma_max20_k10']:.2f}",
+                    f"mean {p['fixed_mean_1sigma_20units_k10']:.2f} / {p['adaptive_mean_1sigma_max20_k10']:.2f}", ""))
+    return out
+
+
+def _median(xs) -> float:
+    return statistics.median(xs) if xs else float("nan")
 
 
 def _gpu_rows(g: dict) -> list[tuple[str, str, str, str]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-SECTIONS = ("dip", "eval", "orchestration", "cache", "gpu", "report")
+SECTIONS = ("dip", "eval", "orchestration", "cache", "gpu", "report", "decisions", "verdicts")
 SWEEPS = ("ours", "ours_wandb", "plain_tune", "plain_tune_wandb")
 
 
@@ -127,3 +127,30 @@ def test_report_on_copied_records(smoke):
     assert [r["records"] for r in runs] == [50]
     for r in runs:
         times(r, "tables_s", "files_s", "total_s")
+
+
+@pytest.mark.slow
+def test_decisions_of_three_designs_on_the_same_draws(smoke):
+    d = smoke["decisions"]
+    assert d["families"] == 4 and list(k for k in d if isinstance(d[k], dict) and "new" in d[k]) == ["gaussian"]
+    got = d["gaussian"]
+    for design in ("new", "today", "fixed"):
+        times(got[design], "trials_per_family", "cpu_hours_per_family")
+        assert got[design]["decisions_per_cpu_hour"] >= 0 and 0 <= got[design]["fwer"] <= 1
+    finite(got, "ratio_new_to_today")
+    for p in ("0.7", "0.85", "0.95"):
+        assert d["projection"][p]["claims"] > 0
+        times(d["projection"][p], "median_ratio")
+
+
+@pytest.mark.slow
+def test_verdicts_for_every_scenario_and_path(smoke):
+    import verdict_sims as vs
+
+    v = smoke["verdicts"]
+    assert set(v["scenarios"]) == set(vs.SCENARIOS)
+    for name, row in v["scenarios"].items():
+        assert set(row) == {f"fixed_{e}" for e in vs.SCENARIOS[name].estimands} | {"adaptive_median"}
+        for cell in row.values():
+            assert 0 <= cell["fwer"] <= 1 and cell["se"] >= 0
+    assert all(0 <= x <= 1 for k, x in v["power"].items() if "trials" not in k)
