@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-cache", action="store_true", help="train / fit everything afresh, store nothing")
     r.add_argument("--dry-run", action="store_true", help="print the resolved config and trial key, run nothing")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--threads", type=int, metavar="N",
+                   help="torch intra-op threads (default: a rerun's record's, else OMP_NUM_THREADS if set, else "
+                        "measured at start: the fewest that run a few steps of this trial's network about as fast "
+                        "as any)")
     return p
 
 
@@ -49,26 +53,30 @@ def parse_sets(sets: list[str]) -> dict:
     return nested(flat)
 
 
-def load_config_file(path: str) -> tuple[dict, str | None]:
-    """A record's `config` (and its profile), or a plain config mapping."""
+def load_config_file(path: str) -> tuple[dict, str | None, int | None]:
+    """A record's `config` (and its profile and intra-op threads), or a plain config mapping."""
     from .yamlio import load_file
 
     data = load_file(path)
     if not isinstance(data, dict):
         raise ConfigError(f"--config {path}: expected a mapping (a result.json or a config), got {type(data).__name__}")
     if "config" in data and "trial_key" in data:
-        return data["config"], data.get("profile")
-    return data, None
+        threads = data.get("threads")
+        if threads is not None and (type(threads) is not int or threads < 1):
+            raise ConfigError(f"--config {path}: threads: expected an integer >= 1, got {threads!r}")
+        return data["config"], data.get("profile"), threads
+    return data, None, None
 
 
-def resolve_cli(args) -> tuple[object, str, object]:
-    """The trial config, its profile and its images (read and checked here, once) the arguments describe."""
+def resolve_cli(args) -> tuple[object, str, object, int | None]:
+    """The trial config, its profile, its images (read and checked here, once) and the threads of the
+    record it reruns (None: not a rerun, or a record that does not say) the arguments describe."""
     from .trial import resolve
     from .images import images_for
 
-    layers, file_profile = [], None
+    layers, file_profile, file_threads = [], None, None
     if args.config:
-        file_cfg, file_profile = load_config_file(args.config)
+        file_cfg, file_profile, file_threads = load_config_file(args.config)
         layers.append((f"--config {args.config}", file_cfg))
     if args.method:
         layers.append(("--method", {"method": args.method}))
@@ -79,7 +87,7 @@ def resolve_cli(args) -> tuple[object, str, object]:
 
         profile = "gpu" if torch.cuda.is_available() else "cpu"
     cfg = resolve(layers, profile)
-    return cfg, profile, images_for(cfg)
+    return cfg, profile, images_for(cfg), file_threads
 
 
 def check_device(name: str | None) -> None:
@@ -109,11 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     if extra:  # the usual slip: `--set dip.lr 0.01`, a value on its own
         return _unexpected(argv, extra)
     try:
+        from .threads import check_requested
+
         check_device(args.device)
-        cfg, profile, images = resolve_cli(args)
+        check_requested(args.threads)
+        cfg, profile, images, record_threads = resolve_cli(args)
         if args.dry_run:
             return _dry_run(cfg, profile, images)
-        return _run(cfg, profile, images, args)
+        return _run(cfg, profile, images, args, record_threads)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -141,27 +152,30 @@ def _dry_run(cfg, profile: str, images) -> int:
     return 0
 
 
-def _run(cfg, profile: str, images, args) -> int:
+def _run(cfg, profile: str, images, args, record_threads: int | None = None) -> int:
     from rich.console import Console
 
     from . import trial
     from .cache import ArtefactCache
     from .config import trial_key
     from .progress import TrialProgress, summary_table
-    from .record import build_record, write_outputs
+    from .record import build_record, writable_dir, write_outputs
+    from .threads import choose
+    from .trial import pick_device
 
     console = Console(stderr=True)
-    from .record import writable_dir
-
     key = trial_key(cfg, images)
     out = writable_dir(args.out or f"out/{cfg.method}-{key}", "--out")  # before the trial, not after it
     if args.cache_dir and not args.no_cache:
         writable_dir(args.cache_dir, "--cache-dir")
-    console.print(f"[bold]{cfg.method}[/] trial {key} · profile [bold]{profile}[/] · out {out}")
+    # A rerun takes its record's thread count: float sums split across threads differ in the last bits.
+    requested, source = (args.threads, "--threads") if args.threads is not None else (record_threads, "its record's")
+    threads = choose(cfg, pick_device(args.device), requested, source)
+    console.print(f"[bold]{cfg.method}[/] trial {key} · profile [bold]{profile}[/] · {threads.describe()} · out {out}")
     with TrialProgress(console, disabled=args.quiet) as progress:
         cache = ArtefactCache(args.cache_dir, enabled=not args.no_cache)
         result = trial.run(cfg, report=progress.report, device=args.device, cache=cache, images=images)
-    record = build_record(cfg, result, profile, images)
+    record = build_record(cfg, result, profile, images) | {"threads": threads.threads}
     path = write_outputs(out, record, result)
     Console().print(summary_table(record))
     console.print(f"wrote {path}")
