@@ -1,6 +1,7 @@
 """The adaptive searcher's closing reason (docs/design.md: "Adaptive replication"), without Ray: when every seed up to max_seeds has
-been proposed while a claim is still undecided, and the trials running then decide it, the sweep ends
-because every claim is decided — not because no claim could gain a unit."""
+been proposed while a claim is still undecided, the searcher waits for the trials running (they may decide it,
+or lift a claim above futility) instead of ending; when they decide it, the sweep ends because every claim is
+decided — not because no claim could gain a unit."""
 
 import numpy as np
 import yaml
@@ -28,14 +29,16 @@ def _sweep(effect: float):
     p = plan(parse_spec(yaml.safe_load(SPEC), "stop.yaml"), "cpu")
     searcher = AdaptiveSearcher(p, [], set(), "psnr", lambda t: t, lambda ts: ts)
     proposed = []
-    while (got := searcher.suggest(str(len(proposed)))) != Searcher.FINISHED:  # as many slots as trials
+    while (got := searcher.suggest(str(len(proposed)))) not in (None, Searcher.FINISHED):  # slots for all
         proposed.append(got)
-    assert searcher.reason == NO_GAIN and {t.seed for t in proposed} == {0, 1, 2, 3}
+    assert got is None and searcher.reason is None  # waiting on the running trials, not finished
+    assert {t.seed for t in proposed} == {0, 1, 2, 3}
     rng = np.random.default_rng(0)
     for i, t in enumerate(proposed):  # only now do the running trials finish
         searcher.feed(Record.from_dict(record_for(t, lambda t, img: 25.0 + rng.normal(0, 0.1) + (
             effect if t.cell.get("staged.variant") == "staged" else 0.0), "ok", "cpu", "stop")))
         searcher.on_trial_complete(str(i))
+    assert searcher.suggest("last") == Searcher.FINISHED
     return searcher
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as st
 
 from orchestrator.stats.intervals import mean_ci, paired, tost_p
-from orchestrator.stats.multiplicity import bh, holm
+from orchestrator.stats.multiplicity import bh, holm, priority_weights
 from orchestrator.stats import estimands
 from orchestrator.stats.estimands import EQUIVALENT, SUPPORTED, TOO_FEW, UNDECIDED, Mean
 
@@ -112,3 +112,41 @@ def test_family_verdicts_adjust_by_holm_over_every_hypothesis():
     assert (got["code"] == UNDECIDED).all()
     alone = family_verdicts(mean[:1], std[:1], n[:1], [1], [math.nan])
     assert alone["code"][0] == SUPPORTED
+
+
+def _closed_weighted_bonferroni(p, w, alpha):
+    """Rejections of closed testing with weighted Bonferroni local tests, by brute force over every
+    intersection: H_i is rejected when every subset holding i has some j with p_j <= alpha w_j / sum(w)."""
+    from itertools import combinations
+
+    k = len(p)
+    out = []
+    for i in range(k):
+        ok = True
+        for size in range(1, k + 1):
+            for sub in combinations(range(k), size):
+                if i in sub and not any(p[j] <= alpha * w[j] / sum(w[m] for m in sub) for j in sub):
+                    ok = False
+        out.append(ok)
+    return np.array(out)
+
+
+def test_weighted_holm_is_closed_testing_with_weighted_bonferroni():
+    rng = np.random.default_rng(4)
+    for _ in range(300):
+        k = int(rng.integers(2, 6))
+        p = rng.uniform(0, 0.1, k) ** rng.uniform(0.5, 2)
+        w = rng.uniform(0.1, 1, k)
+        alpha = 0.05
+        assert np.array_equal(holm(p, w) <= alpha, _closed_weighted_bonferroni(p, w, alpha)), (p, w)
+    # equal weights are Holm's plain step-down; a NaN is not counted
+    p = np.array([0.01, 0.04, 0.03, np.nan])
+    assert np.allclose(holm(p, np.full(4, 0.3))[:3], holm(p)[:3]) and math.isnan(holm(p, np.ones(4))[3])
+
+
+def test_priority_weights_give_the_questions_half_of_alpha():
+    assert np.allclose(priority_weights([2, 2, 2]), 1)
+    assert np.allclose(priority_weights([1, 1]), 1)
+    w = priority_weights([1, 1, 2, 2, 2, 3, 2])
+    first = np.array([1, 1, 2, 2, 2, 3, 2]) == 1
+    assert math.isclose(w[first].sum(), w[~first].sum()) and len(set(w[first])) == len(set(w[~first])) == 1

@@ -118,9 +118,12 @@ def unit_differences(units: dict, metric: str) -> np.ndarray:
 
 # ---------------------------------------------------------------- the fixed path
 
-def claims_for(k: int, estimand: str, margin: float | None = None, metric: str = "psnr", effects=()):
+def claims_for(k: int, estimand: str, margin: float | None = None, metric: str = "psnr", effects=(),
+               questions: int = 0):
+    """K claims of arm a against b, one per cell pair; the first `questions` of them priority 1."""
     return parse_claims([{"text": f"claim {i}", "a": {"arm": "a"}, "b": {"arm": "b"}, "where": {"claim": i},
-                          "metric": metric, "estimand": estimand, **({"margin": margin} if margin else {})}
+                          "metric": metric, "estimand": estimand, "priority": 1 if i < questions else 2,
+                          **({"margin": margin} if margin else {})}
                          for i in range(k)], "sim", None)
 
 
@@ -217,26 +220,29 @@ class SimPlan:
 
 
 def adaptive_path(name: str, estimand: str, families: int, k: int, max_seeds: int, rng, effect: float = 0.0,
-                  slots: int = 4, min_seeds: int = 1) -> dict:
-    """Families run through AdaptiveSearcher + ClaimTracker, one record at a time; claim 0 shifted by `effect`.
-    Returns the false-verdict rate, claim 0's decision rate (power), and trials spent per family."""
+                  slots: int = 4, min_seeds: int = 1, questions: int = 0) -> dict:
+    """Families run through AdaptiveSearcher + ClaimTracker, one record at a time; claim 0 shifted by `effect`;
+    the first `questions` claims priority 1 (run first, half of α between them). Returns the false-verdict rate,
+    claim 0's decision rate (power), and trials spent per family."""
     from orchestrator.sweep.spec import Replicate
 
     sc = SCENARIOS[name]
-    claims = claims_for(k, estimand, sc.margin, sc.metric)
+    claims = claims_for(k, estimand, sc.margin, sc.metric, questions=questions)
     design = design_for(claims, k, max_seeds)
     rule = Replicate(min_seeds=min_seeds, max_seeds=max_seeds)
     trials = [SimTrial(record(i, arm, s, 0, sc.metric).trial_key, f"c{i}{arm}", s)
               for s in range(max_seeds) for i in range(k) for arm in ("a", "b")]
-    false, found, spent = [], [], []
+    false, found, spent, revoked = [], [], [], []
     for f in range(families):
         units = draw(name, estimand, rng, (1, k, max_seeds))
         units["a"][0, 0] += effect
-        codes, n_trials = _run_family(design, SimPlan(trials, 0, design, rule), units, sc, rng, slots)
+        codes, n_trials, was_revoked = _run_family(design, SimPlan(trials, 0, design, rule), units, sc, rng, slots)
         false.append(np.isin(codes[1:] if effect else codes, sc.false).any())  # claim 0 is no null when shifted
         found.append(codes[0] == SUPPORTED)
         spent.append(n_trials)
-    return {"false": float(np.mean(false)), "power": float(np.mean(found)), "trials": float(np.mean(spent))}
+        revoked.append(was_revoked)
+    return {"false": float(np.mean(false)), "power": float(np.mean(found)), "trials": float(np.mean(spent)),
+            "revoked": float(np.mean(revoked))}
 
 
 def _run_family(design, plan, units, sc: Scenario, rng, slots: int):
@@ -247,6 +253,7 @@ def _run_family(design, plan, units, sc: Scenario, rng, slots: int):
     searcher = AdaptiveSearcher(plan, [], set(), "psnr", lambda t: t, lambda ts: ts)
     running: deque = deque()
     counter, finished = 0, False
+    ever, revoked = set(), False  # rows decided at some point; whether one of them was undecided again
     while True:
         while not finished and len(running) < slots:
             got = searcher.suggest(str(counter))
@@ -263,9 +270,12 @@ def _run_family(design, plan, units, sc: Scenario, rng, slots: int):
         running.remove((tid, trial))
         for r in _trial_records(trial, units, sc):
             searcher.feed(r)
+            decided = {i for i, row in enumerate(searcher.tracker.rows) if row.decided}
+            revoked |= bool(ever - decided)  # a record that replaced one already read may change a unit
+            ever |= decided
         searcher.on_trial_complete(tid)
     rows = searcher.tracker.finish().rows
-    return np.array([_code(r.verdict) for r in rows]), counter
+    return np.array([_code(r.verdict) for r in rows]), counter, revoked
 
 
 def _trial_records(trial: SimTrial, units: dict, sc: Scenario) -> list[Record]:

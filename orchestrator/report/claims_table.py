@@ -94,15 +94,14 @@ def claims_table(rows: list[ClaimRow], design: Design) -> Tab:
                          row.p.get("p_equiv_adj"), units_text(row.projection, False),
                          minutes_text(row.projection), _expected(row), row.verdict, problem_text(row.problems),
                          fired_pair(row.metric, row.record_pairs)])
-    hyps = sum(1 for r in rows if r.pairs) + sum(1 for r in rows if r.pairs and math.isfinite(r.margin))
     tab.note = (f"One family, read once: Holm adjusts every claim's test of Δ = 0 (and of |Δ| ≥ margin where a claim "
-                f"has one) together, so the chance of any false verdict stays ≤ {ALPHA:g} for one read of a grid "
+                f"has one) together{_weights_note(rows)}, so the chance of any false verdict stays ≤ {ALPHA:g} for one read of a grid "
                 "planned in advance; reading the grid again after adding seeds spends that chance again (a sweep that "
                 "grows should say replicate:, whose verdicts hold at every look). Δ's 95% interval is unadjusted. "
                 "to decide: the units (and minutes, at the sweep's measured trial cost and parallelism) that "
                 "adaptive replication from here would need at the current estimate. "
                 f"n counts independent units (the unit column); below {estimands.MIN_UNITS} there is no verdict. "
-                + _estimand_note(rows, hyps, sequential=False) + _photos_note(rows)
+                + _estimand_note(rows, sequential=False) + _photos_note(rows)
                 + " A relative margin reads Δ as a ratio A/B − 1.")
     return tab
 
@@ -124,14 +123,15 @@ def _sequential_table(rows: list[ClaimRow], design: Design) -> Tab:
                          row.verdict, problem_text(row.problems)])
     hyps = sum(1 for r in rows if r.pairs) + sum(1 for r in rows if r.pairs and math.isfinite(r.margin))
     tab.note = ("Every row's p-value is anytime-valid (the running minimum of 1/E over every look, valid however "
-                f"often it was read); Holm over the family's {hyps} hypotheses decides, so the chance of any false "
+                f"often it was read); Holm over the family's {hyps} hypotheses{_weights_note(rows)} decides (a claim "
+                "not read yet is in it at p = 1), so the chance of any false "
                 f"verdict stays ≤ {ALPHA:g} whenever the sweep stops, and a decision is final (α freed by a decided "
                 "claim goes to the rest). † Δ at decision is read at a stopping time: a claim stops when its evidence "
                 "is strong, so there |Δ| tends to exceed the truth; Δ now is the estimate from every unit read since. "
                 "Δ's interval is the confidence sequence at α over the hypotheses, per side. to decide: more units "
                 "(and minutes, at the sweep's measured trial cost and parallelism) that would decide an undecided "
                 "claim if its units go on as they went (the median first-passage of its running test); beyond "
-                "max_seeds the claim stopped taking seeds. " + _estimand_note(rows, hyps, sequential=True)
+                "max_seeds the claim stopped taking seeds. " + _estimand_note(rows, sequential=True)
                 + _photos_note(rows))
     return tab
 
@@ -151,7 +151,7 @@ def minutes_text(proj) -> str:
     return f"~{proj.minutes:.0f}" if proj.minutes >= 1 else "<1"
 
 
-def _estimand_note(rows: list[ClaimRow], hyps: int, sequential: bool) -> str:
+def _estimand_note(rows: list[ClaimRow], sequential: bool) -> str:
     """What each estimand in the table estimates and assumes, and below which n it cannot decide here."""
     used = list(dict.fromkeys(r.claim.estimand for r in rows))
     parts = []
@@ -159,10 +159,22 @@ def _estimand_note(rows: list[ClaimRow], hyps: int, sequential: bool) -> str:
         e = estimands.get(name)
         text = f"{name}: {e.says}; assumes {e.assumes}"
         if name == "median":
-            n = estimands.fewest_units(ALPHA / max(hyps, 1) / 2, sequential)
-            text += f"; at this family's level it cannot decide below {n} units"
+            floors = {}
+            for r in rows:
+                if r.pairs and r.claim.estimand == name:
+                    floors.setdefault(r.claim.priority == 1, estimands.fewest_units(r.level_side, sequential))
+            if floors:
+                said = (f"{floors[True]} units for the questions (priority 1), {floors[False]} for the rest"
+                        if len(floors) == 2 else f"{next(iter(floors.values()))} units")
+                text += f"; at this family's level it cannot decide below {said}"
         parts.append(text)
     return "Estimands — " + " · ".join(parts) + "."
+
+
+def _weights_note(rows: list[ClaimRow]) -> str:
+    priorities = {r.claim.priority == 1 for r in rows if r.pairs}
+    return " (weighted: the questions, priority 1, hold half of α and the rest the other half)" \
+        if len(priorities) == 2 else ""
 
 
 def _photos_note(rows: list[ClaimRow]) -> str:

@@ -507,23 +507,36 @@ NO_PAIRS, TOO_FEW, UNDECIDED, SUPPORTED, CONTRADICTED, EQUIVALENT = range(6)
 MIN_UNITS = 3  # below this no verdict, whatever the numbers
 
 
-def holm(p):
-    """Holm's step-down adjusted p-values along the last axis (NaN: not tested, not counted)."""
+def holm(p, w=None):
+    """Holm's step-down adjusted p-values along the last axis (NaN: not tested, not counted; `w`: weights)."""
     from .multiplicity import holm as _holm
 
-    return _holm(p)
+    return _holm(p, w)
 
 
-def decide(tested: Tested, expect, alpha: float = 0.05) -> dict:
+def decide(tested: Tested, expect, alpha: float = 0.05, weights=None, whole_family: bool = False) -> dict:
     """Verdict codes for a family (the last axis of every array) from its tests: Holm over every claim's
-    direction test and, where a claim has a margin, its equivalence test; Holm's rejections only grow as
-    p-values shrink, so a sequential family's decisions are final. Returns codes and adjusted p-values."""
+    direction test and, where a claim has a margin, its equivalence test (weighted by `weights`, each row's
+    share of α, when given). `whole_family`: a sequential family, fixed in advance: a row not yet read far
+    enough is in it at its p-value as given (1 before any unit; the caller passes NaN only for a test the
+    row does not have), so Holm's rejections only grow as p-values shrink and decisions are final.
+    Returns codes, adjusted p-values (NaN where a row has too few units) and `open_weight`: the weight of
+    the hypotheses not rejected (the next decision needs α × its own weight / this)."""
     n = tested.n
     enough = n >= MIN_UNITS
     p_dir = np.where(enough, tested.p_dir, np.nan)
     p_eq = np.where(enough, tested.p_eq, np.nan)
-    adj = holm(np.concatenate([p_dir, p_eq], axis=-1))
+    if whole_family:
+        h_dir = np.where(enough, tested.p_dir, np.where(np.isnan(tested.p_dir), np.nan, 1.0))
+        h_eq = np.where(enough, tested.p_eq, np.where(np.isnan(tested.p_eq), np.nan, 1.0))
+    else:
+        h_dir, h_eq = p_dir, p_eq
     k = p_dir.shape[-1]
+    w = np.ones(k) if weights is None else np.asarray(weights, float)
+    h = np.concatenate([h_dir, h_eq], axis=-1)
+    adj = holm(h, np.concatenate([w, w], axis=-1))
+    open_weight = np.sum(np.where(np.isnan(h) | (adj <= alpha), 0.0, np.concatenate([w, w], axis=-1)), axis=-1)
+    adj = np.where(np.concatenate([enough, enough], axis=-1), adj, np.nan)
     adj_dir, adj_eq = adj[..., :k], adj[..., k:]
     code = np.full(p_dir.shape, UNDECIDED)
     differs = adj_dir <= alpha
@@ -531,4 +544,5 @@ def decide(tested: Tested, expect, alpha: float = 0.05) -> dict:
     code = np.where(differs & (tested.side == -np.asarray(expect)), CONTRADICTED, code)
     code = np.where(adj_eq <= alpha, EQUIVALENT, code)
     code = np.where(enough, code, np.where(n == 0, NO_PAIRS, TOO_FEW))
-    return {"code": code, "p": p_dir, "p_adj": adj_dir, "p_equiv": p_eq, "p_equiv_adj": adj_eq}
+    return {"code": code, "p": p_dir, "p_adj": adj_dir, "p_equiv": p_eq, "p_equiv_adj": adj_eq,
+            "open_weight": open_weight}

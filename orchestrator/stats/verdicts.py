@@ -34,7 +34,7 @@ from ..common.record import Record
 from . import estimands
 from .estimands import CONTRADICTED, EQUIVALENT, MIN_UNITS, NO_PAIRS, SUPPORTED, TOO_FEW, UNDECIDED, Tested
 from .intervals import Estimate
-from .multiplicity import holm
+from .multiplicity import priority_weights
 from .pairing import CellPair, Index, by_task, selected_pairs
 from .units import Units, pair_units, unit_kind
 
@@ -161,6 +161,12 @@ def verdict_text(code: int, row: ClaimRow) -> str:
     return word
 
 
+def _family_weight(rows: list[ClaimRow], weights, counted) -> float:
+    """The weight of the family's hypotheses: each counted row's direction test, and its equivalence test
+    where it has a margin."""
+    return float(sum(w * (1 + math.isfinite(r.margin)) for r, w in zip(rows, weights) if counted(r)))
+
+
 def _tested(rows: list[ClaimRow], tests: list[Tested | None]) -> Tested:
     """The rows' tests as one family's arrays (a row without units: n = 0)."""
     def col(attr, missing=np.nan):
@@ -213,17 +219,19 @@ def evaluate_fixed(rows: list[ClaimRow], index: Index, method: str, alpha: float
             row.mean_a, row.mean_b = _finite_mean(row.units.a), _finite_mean(row.units.b)
     if not rows:
         return rows
-    got = estimands.decide(_tested(rows, tests), np.array([r.claim.sign for r in rows]), alpha)
-    open_hyps = max(1, int(np.sum(np.nan_to_num(got["p_adj"], nan=1.0) > alpha)
-                           + np.sum(np.nan_to_num(got["p_equiv_adj"], nan=1.0) > alpha)))
+    weights = priority_weights([r.claim.priority for r in rows])
+    got = estimands.decide(_tested(rows, tests), np.array([r.claim.sign for r in rows]), alpha, weights)
+    open_weight = max(float(got["open_weight"]), 1e-12)
+    total = _family_weight(rows, weights, lambda r: r.n >= estimands.MIN_UNITS)
     for i, row in enumerate(rows):
         code = int(got["code"][i])
         row.verdict = verdict_text(code, row)
         row.p = _p(got, i)
+        row.level_side = alpha * weights[i] / max(total, 1e-12) / 2
         seeds = len({ra.seed for ra, _ in row.record_pairs})
         if code in (UNDECIDED, TOO_FEW) and row.n and seeds:
             row.projection = project(row, row.units.d, max(1, row.n // seeds), 10 * seeds,
-                                     alpha / open_hyps / 2, costs or {}, parallel)
+                                     alpha * weights[i] / open_weight / 2, costs or {}, parallel)
     return rows
 
 
@@ -281,7 +289,10 @@ class ClaimTracker:
         self.costs = costs if costs is not None else {}
         self.parallel = max(1, parallel)
         self.max_seeds = (design.replicate or {}).get("max_seeds") or len(design.seeds) or 1
-        self.open_hyps = 1  # hypotheses Holm has not rejected yet: the next decision needs α / this
+        tested = self.tested()
+        self.weights = {id(r): w for r, w in zip(tested, priority_weights([r.claim.priority for r in tested]))}
+        self.total_weight = _family_weight(tested, [self.weights[id(r)] for r in tested], lambda r: True)
+        self.open_weight = self.total_weight  # of the hypotheses Holm has not rejected: the next needs α w / this
         self._projections: dict[tuple, Projection | None] = {}
         self._decide()
 
@@ -374,15 +385,17 @@ class ClaimTracker:
                 row.verdict = NO_PAIRS_TEXT
             return
         runs = [self.seq[id(r)].running for r in tested]
+        # the family is every row the design pairs, from the first record on: a row not read yet is in it at p = 1
         family_tests = Tested(np.array([float(len(self.seq[id(r)].d)) for r in tested]),
-                              np.array([x.p_dir if x.n else np.nan for x in runs]),
+                              np.array([x.p_dir if x.n else 1.0 for x in runs]),
                               np.array([float(x.side) for x in runs]),
-                              np.array([x.p_eq if x.n else np.nan for x in runs]),
+                              np.array([x.p_eq if x.n else (1.0 if math.isfinite(r.margin) else np.nan)
+                                        for r, x in zip(tested, runs)]),
                               *(np.zeros(len(runs)) for _ in range(3)),
                               np.array([float(x.n) for x in runs]))
-        got = estimands.decide(family_tests, np.array([r.claim.sign for r in tested]), self.alpha)
-        self.open_hyps = max(1, int(np.sum(np.nan_to_num(got["p_adj"], nan=1.0) > self.alpha)
-                                    + np.sum(np.nan_to_num(got["p_equiv_adj"], nan=1.0) > self.alpha)))
+        got = estimands.decide(family_tests, np.array([r.claim.sign for r in tested]), self.alpha,
+                               [self.weights[id(r)] for r in tested], whole_family=True)
+        self.open_weight = max(float(got["open_weight"]), 1e-12)
         for i, row in enumerate(tested):
             code = int(got["code"][i])
             self._show(row, got, i)
@@ -411,8 +424,12 @@ class ClaimTracker:
     def level_side(self, row: ClaimRow) -> float:
         """The per-side level of the row's confidence sequence as the tables show it: α split over the family's
         hypotheses (Bonferroni; Holm's first step), two sides."""
-        k = sum(1 for r in self.rows if r.pairs) + sum(1 for r in self.rows if r.pairs and math.isfinite(r.margin))
-        return self.alpha / max(k, 1) / 2
+        return self.alpha * self.weights.get(id(row), 1.0) / max(self.total_weight, 1e-12) / 2
+
+    def next_level(self, row: ClaimRow) -> float:
+        """The per-side level Holm would ask of the row's test next: α × its weight over the weight of the
+        hypotheses still open, two sides."""
+        return self.alpha * self.weights.get(id(row), 1.0) / self.open_weight / 2
 
     def _moment(self, row: ClaimRow, p: dict) -> Moment:
         d = row.diff
@@ -421,18 +438,18 @@ class ClaimTracker:
 
     def projection(self, row: ClaimRow, display: bool = False) -> Projection | None:
         """Units and seeds that would decide the row if its units go on as they went, at the level Holm would
-        ask of it next (α over the hypotheses still open, two sides), and the minutes that costs; `display`:
+        ask of it next (`next_level`), and the minutes that costs; `display`:
         look past max_seeds too (how far a decision is), else only as far as futility needs. Cached per state."""
         sq = self.seq[id(row)]
         if len(sq.d) < MIN_UNITS or not sq.per_seed:
             return None
-        key = (id(row), len(sq.d), self.open_hyps, display, tuple(sq.seeds))
+        key = (id(row), len(sq.d), self.open_weight, display, tuple(sq.seeds))
         if key not in self._projections:
             self._projections[key] = self._project(row, sq, display)
         return self._projections[key]
 
     def _project(self, row: ClaimRow, sq: _Sequence, display: bool) -> Projection:
-        return project(row, sq.d, sq.per_seed, self.max_seeds, self.alpha / self.open_hyps / 2, self.costs,
+        return project(row, sq.d, sq.per_seed, self.max_seeds, self.next_level(row), self.costs,
                        self.parallel, display)
 
     def cost_per_seed(self, row: ClaimRow) -> float | None:

@@ -126,12 +126,13 @@ class AdaptiveSearcher(PlanSearcher):
         self.faulted: set[str] = set()  # trials the orchestrator failed: no budget counts them
         self.t0 = clock()
         self.reason: str | None = None
-        self.covered = False  # the last look found claims whose running seeds are projected to decide them
 
     # ------------------------------------------------------------------ records and decisions
 
     def waiting(self) -> bool:
-        return bool(self.live) and self.covered and self.reason is None
+        """Nothing to run now, but the trials running may call for more: their seeds are projected to decide a
+        claim, or their results may lift a claim's chance above futility."""
+        return bool(self.live) and self.reason is None
 
     def pending(self) -> int:
         return len([t for t in (*self.queue, *self.later) if not self._started(t.key)])
@@ -171,7 +172,6 @@ class AdaptiveSearcher(PlanSearcher):
         if budget:
             self.reason = budget
             return None
-        waiting = False
         for source in (self.queue, 1, self.later, None):  # questions' first seeds, their seeds, the rest
             if isinstance(source, deque):
                 while source:
@@ -183,9 +183,7 @@ class AdaptiveSearcher(PlanSearcher):
             if batch:
                 self.queue.extend(self.order(batch))
                 return self.queue.popleft()
-            waiting |= self.covered
-        self.covered = waiting
-        if not (waiting and self.live):  # not merely waiting on the seeds running now
+        if not self.live:  # nothing running can change the answer (a running trial may lift a futile claim)
             self.reason = ALL_DECIDED if not self.tracker.undecided() else NO_GAIN
         return None
 
@@ -211,7 +209,6 @@ class AdaptiveSearcher(PlanSearcher):
         A claim that max_seeds cannot decide (futile), or whose seeds running now already cover its projection,
         takes none."""
         best, best_key = None, None
-        self.covered = False
         for i, row in enumerate(self.tracker.open()):
             if priority is not None and row.claim.priority != priority:
                 continue
@@ -226,7 +223,6 @@ class AdaptiveSearcher(PlanSearcher):
                 key = (row.claim.priority, 0, started, i)
             else:
                 if in_flight >= proj.seeds:
-                    self.covered = True
                     continue  # the seeds running now are projected to decide it
                 # expected decisions per CPU-second: its chance of a decision over the seconds that would take
                 seeds = min(proj.seeds, self.rule.max_seeds - started) if math.isfinite(proj.seeds) else \
