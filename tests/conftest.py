@@ -8,6 +8,10 @@ import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("WANDB_MODE", "offline")
+# One intra-op thread in the test process and the CLIs it starts (before torch is imported): two threads
+# collapse beside any other busy process on a 2-core machine (a 6 s hybrid test took 104 s beside a sweep);
+# tests/test_threads.py unsets it where it tests the measured choice.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # A real profile, shrunk: 32 px, 8-channel 3-scale skip net, 2 stages of 30 iterations.
 TINY = {
