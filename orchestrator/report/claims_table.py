@@ -99,7 +99,7 @@ def claims_table(rows: list[ClaimRow], design: Design) -> Tab:
                 "planned in advance; reading the grid again after adding seeds spends that chance again (a sweep that "
                 "grows should say replicate:, whose verdicts hold at every look). Δ's 95% interval is unadjusted. "
                 "to decide: the units (and minutes, at the sweep's measured trial cost and parallelism) that "
-                "adaptive replication from here would need at the current estimate. "
+                "adaptive replication from here would need at the current estimate ('not within +N': none within N more). "
                 f"n counts independent units (the unit column); below {estimands.MIN_UNITS} there is no verdict. "
                 + _estimand_note(rows, sequential=False) + _photos_note(rows)
                 + " A relative margin reads Δ as a ratio A/B − 1.")
@@ -130,8 +130,9 @@ def _sequential_table(rows: list[ClaimRow], design: Design) -> Tab:
                 "is strong, so there |Δ| tends to exceed the truth; Δ now is the estimate from every unit read since. "
                 "Δ's interval is the confidence sequence at α over the hypotheses, per side. to decide: more units "
                 "(and minutes, at the sweep's measured trial cost and parallelism) that would decide an undecided "
-                "claim if its units go on as they went (the median first-passage of its running test); beyond "
-                "max_seeds the claim stopped taking seeds. " + _estimand_note(rows, sequential=True)
+                "claim if its units go on as they went (the median first-passage of its running test; 'not within +N': "
+                "no decision within N more units at its current win rate); beyond max_seeds the claim stopped taking "
+                "seeds. " + _estimand_note(rows, sequential=True)
                 + _photos_note(rows))
     return tab
 
@@ -139,8 +140,8 @@ def _sequential_table(rows: list[ClaimRow], design: Design) -> Tab:
 def units_text(proj, adaptive: bool = True) -> str:
     if proj is None:
         return "—"
-    if not math.isfinite(proj.units):
-        return "not within reach"
+    if not math.isfinite(proj.units):  # at its current win rate no number of units looked at decides it
+        return f"not within +{proj.within:.0f}" if math.isfinite(proj.within) else "not within reach"
     more = f"+{proj.units:.0f} (+{proj.seeds:.0f} seeds)"
     return more + (" beyond max_seeds" if proj.futile and adaptive else "")
 

@@ -75,6 +75,7 @@ class Projection:
     minutes: float | None  # at the sweep's measured trial cost and parallelism (None: no cost measured yet)
     chance: float  # predictive chance of a decision by max_seeds
     futile: bool  # that chance is below FUTILITY: more seeds are unlikely to decide it
+    within: float = math.inf  # more units looked at (units is inf when no decision comes within them)
 
 
 @dataclass
@@ -250,7 +251,7 @@ def project(row: ClaimRow, d: list, per_seed: int, max_seeds: int, level_side: f
     cost = [costs[c] for c in row.cells if c in costs]
     minutes = seeds * sum(cost) / max(parallel, 1) / 60 if cost and len(cost) == len(row.cells) and \
         math.isfinite(seeds) else None
-    return Projection(more, seeds, minutes, chance, futile=chance < FUTILITY)
+    return Projection(more, seeds, minutes, chance, futile=chance < FUTILITY, within=horizon - len(d))
 
 
 # ---------------------------------------------------------------- adaptive replication: records as they arrive
