@@ -11,6 +11,7 @@ import time
 import pytest
 
 from orchestrator.report.build import build_report
+from orchestrator.stats import estimands
 from sweep_helpers import check_wandb_matches_records, kill_session, read_lines, sweep_cli
 
 pytestmark = pytest.mark.slow
@@ -83,16 +84,20 @@ def test_claims_get_seeds_until_decided_and_a_killed_driver_resumes(ray_session,
     assert all({0, 1} <= s for s in seeds.values())  # every cell at min_seeds
 
     large, null = claims_table(run_dir)
-    assert large["verdict"] == "supported (sequential)"
-    assert int(large["decided at"].split()[2]) <= 4  # decided on the min_seeds trials of its two cells
+    assert large["verdict"] == "supported"
+    units = int(large["decided at"].split()[0])
+    # An all-wins claim decides at the first seed whose units (two photos a seed) reach the fewest its share
+    # of the family's level allows (3 hypotheses; two-sided is the worst case): no seed later.
+    assert units <= estimands.fewest_units(0.05 / 6, sequential=True) + 1
     null_trials = null["trials"]
     assert null_trials > 4  # it gained seeds beyond min_seeds
-    assert null["verdict"] == "equivalent within ±0.5 (sequential)" or null_trials == 2 * 6
-    # cells no claim uses stay at min_seeds; the large claim's cells gained nothing past its decision
+    assert null["verdict"] == "equivalent within ±0.5" or null_trials == 2 * 6
+    # the large claim's cells gained no seed past its decision (one may have been started while its
+    # last units were still running: two trials run at once)
     by_cell = {r["cell_key"]: r.get("cell") for r in records}
     for ck, s in seeds.items():
         if "degradation.noise_std" in (by_cell[ck] or {}):
-            assert s == {0, 1}, (by_cell[ck], s)
+            assert s <= set(range(units // 2 + 1)), (by_cell[ck], s, units)
 
     # Running again proposes nothing and decides the same.
     assert sweep_cli(path, runs) == 0
