@@ -29,7 +29,6 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections import deque
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -160,8 +159,6 @@ class _Plan:
 def run_adaptive(values: dict, max_seeds: int, rng, old: bool = False, slots: int = 2) -> dict:
     """One family through a real searcher (this tree's, or today's when `old`), trials finishing in random
     order; returns its verdicts, trials and CPU seconds."""
-    from ray.tune.search import Searcher
-
     from orchestrator.sweep.spec import Replicate
 
     pkg = old_package() if old else "orchestrator"
@@ -177,31 +174,20 @@ def run_adaptive(values: dict, max_seeds: int, rng, old: bool = False, slots: in
     else:
         searcher = importlib.import_module("orchestrator.sweep.searcher").AdaptiveSearcher(
             plan, [], set(), "psnr", lambda t: t, lambda ts: ts, parallel=slots)
-    running, counter, finished, cpu = deque(), 0, False, 0.0
-    while True:
-        while not finished and len(running) < slots:
-            got = searcher.suggest(str(counter))
-            if got is None:
-                break
-            if got == Searcher.FINISHED:
-                finished = True
-                break
-            running.append((str(counter), got))
-            counter += 1
-        if not running:
-            break
-        tid, trial = running[int(rng.integers(len(running)))]
-        running.remove((tid, trial))
+    from verdict_sims import drive
+
+    from orchestrator.common.record import Record
+
+    cpu = [0.0]
+
+    def records_of(trial):
         cell = names[trial.cell_key]
         rec = _record_dict(cell, trial.seed, values.get((cell, trial.seed), {}))
-        cpu += CELLS[cell].cost_s
-        if old:
-            searcher.feed(rec)
-        else:
-            from orchestrator.common.record import Record
+        cpu[0] += CELLS[cell].cost_s
+        return [rec if old else Record.from_dict(rec)]  # main's searcher read dicts
 
-            searcher.feed(Record.from_dict(rec))
-        searcher.on_trial_complete(tid)
+    counter = drive(searcher, records_of, rng, slots)
+    cpu = cpu[0]
     if old:
         verdicts = [st.verdict() for st in searcher.tracker.states]
     else:

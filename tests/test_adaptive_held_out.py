@@ -10,11 +10,9 @@ well before max_seeds with its projection shown, and spend fewer trials than rou
 """
 
 import hashlib
-from collections import deque
 
 import numpy as np
 import pytest
-from ray.tune.search import Searcher
 
 import verdict_sims as vs
 from orchestrator.common.record import Record
@@ -46,31 +44,19 @@ def _run(rng):
               for s in range(MAX_SEEDS) for i in range(2) for arm in ("a", "b")]
     plan = vs.SimPlan(trials, 0, design, Replicate(min_seeds=MIN_SEEDS, max_seeds=MAX_SEEDS))
     searcher = AdaptiveSearcher(plan, [], set(), "psnr", lambda t: t, lambda ts: ts)
-    running, counter, seeds, finished = deque(), 0, {0: 0, 1: 0}, False
-    decided_at_seeds = None
-    while True:
-        while not finished and len(running) < SLOTS:
-            got = searcher.suggest(str(counter))
-            if got is None:
-                break
-            if got == Searcher.FINISHED:
-                finished = True
-                break
-            running.append((str(counter), got))
-            counter += 1
-        if not running:
-            break
-        tid, trial = running[int(rng.integers(len(running)))]
-        running.remove((tid, trial))
-        claim, arm = int(trial.cell_key[1]), trial.cell_key[2]
+    seeds, decided_at_seeds = {0: 0, 1: 0}, [None]
+
+    def after(trial):
+        claim = int(trial.cell_key[1])
         seeds[claim] = max(seeds[claim], trial.seed + 1)
-        searcher.feed(_record(claim, arm, trial.seed, rng))
-        searcher.on_trial_complete(tid)
         row = searcher.tracker.rows[0]
-        if decided_at_seeds is None and row.decided:
-            decided_at_seeds = -(-row.decision.n // len(IMAGES))
+        if decided_at_seeds[0] is None and row.decided:
+            decided_at_seeds[0] = -(-row.decision.n // len(IMAGES))
+
+    counter = vs.drive(searcher, lambda t: [_record(int(t.cell_key[1]), t.cell_key[2], t.seed, rng)], rng, SLOTS,
+                       after)
     rows = searcher.tracker.finish().rows
-    return rows, counter, seeds, decided_at_seeds
+    return rows, counter, seeds, decided_at_seeds[0]
 
 
 @pytest.fixture(scope="module")

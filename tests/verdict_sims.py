@@ -245,15 +245,14 @@ def adaptive_path(name: str, estimand: str, families: int, k: int, max_seeds: in
             "revoked": float(np.mean(revoked))}
 
 
-def _run_family(design, plan, units, sc: Scenario, rng, slots: int):
+def drive(searcher, records_of, rng, slots: int, after=None) -> int:
+    """Run a searcher as Tune does, without Ray: ask for trials while `slots` are free (None: wait for the
+    running ones; FINISHED: no more), finish a random running trial, feed its records (`records_of(trial)`)
+    one at a time, calling `after(trial)` after each. Returns the trials proposed."""
     from ray.tune.search import Searcher
 
-    from orchestrator.sweep.searcher import AdaptiveSearcher
-
-    searcher = AdaptiveSearcher(plan, [], set(), "psnr", lambda t: t, lambda ts: ts)
     running: deque = deque()
     counter, finished = 0, False
-    ever, revoked = set(), False  # rows decided at some point; whether one of them was undecided again
     while True:
         while not finished and len(running) < slots:
             got = searcher.suggest(str(counter))
@@ -265,17 +264,30 @@ def _run_family(design, plan, units, sc: Scenario, rng, slots: int):
             running.append((str(counter), got))
             counter += 1
         if not running:
-            break
+            return counter
         tid, trial = running[int(rng.integers(len(running)))]  # trials finish in no particular order
         running.remove((tid, trial))
-        for r in _trial_records(trial, units, sc):
+        for r in records_of(trial):
             searcher.feed(r)
-            decided = {i for i, row in enumerate(searcher.tracker.rows) if row.decided}
-            revoked |= bool(ever - decided)  # a record that replaced one already read may change a unit
-            ever |= decided
+            if after is not None:
+                after(trial)
         searcher.on_trial_complete(tid)
+
+
+def _run_family(design, plan, units, sc: Scenario, rng, slots: int):
+    from orchestrator.sweep.searcher import AdaptiveSearcher
+
+    searcher = AdaptiveSearcher(plan, [], set(), "psnr", lambda t: t, lambda ts: ts)
+    ever, revoked = set(), [False]  # rows decided at some point; whether one of them was undecided again
+
+    def check(_trial):
+        decided = {i for i, row in enumerate(searcher.tracker.rows) if row.decided}
+        revoked[0] |= bool(ever - decided)  # a record that replaced one already read may change a unit
+        ever.update(decided)
+
+    counter = drive(searcher, lambda t: _trial_records(t, units, sc), rng, slots, check)
     rows = searcher.tracker.finish().rows
-    return np.array([_code(r.verdict) for r in rows]), counter, revoked
+    return np.array([_code(r.verdict) for r in rows]), counter, revoked[0]
 
 
 def _trial_records(trial: SimTrial, units: dict, sc: Scenario) -> list[Record]:
