@@ -91,6 +91,16 @@ class Record:
         return self.status in ("ok", "diverged")
 
     @property
+    def cost_s(self) -> float | None:
+        """Seconds the trial would take cold: its attributed cost (`time_s`: a cached DDPM or DIP estimate is
+        charged what it took to make), or its wall time where that is longer; None when neither is measured.
+        A trial that found its artefacts cached ran in a second or two: its wall time says nothing of the
+        next seed, which has to make them."""
+        got = [v for v in (self.metrics.get("time_s"), self.metrics.get("wall_s"))
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
+        return float(max(got)) if got else None
+
+    @property
     def tags(self) -> tuple[str, ...]:
         """ORACLE / FLOOR, as the trial's method says of its config."""
         from dipddpm.methods import tags_of

@@ -50,15 +50,26 @@ class Recorder(Callback):
 
     def __init__(self, store: ResultsStore, view, searcher=None, sync=None, timeout: float | None = None):
         """`view`: the live view (`live.SweepView`); `searcher`: fed each record once written; `sync`: uploads
-        each trial's offline W&B run when the driver is online; `timeout`: seconds a trial may run (None: five
-        times the median of the trials finished so far, at least TIMEOUT_FLOOR_S; 0: never)."""
+        each trial's offline W&B run when the driver is online; `timeout`: seconds a trial may run (None: per
+        cell, CELL_TIMES × the median cost of its finished trials, earlier runs' included; a cell with none yet,
+        NEW_CELL_TIMES × the costliest cell's median; at least TIMEOUT_FLOOR_S, and none before any trial has a
+        cost; 0: never)."""
         self.store, self.view, self.searcher, self.sync = store, view, searcher, sync
         self.timeout = timeout
         self.errors: list[str] = []  # what the guarded hooks swallowed
         self.write_error: OSError | None = None  # results.jsonl refused a record: the sweep stops (StopOnWriteError)
         self.started: dict[str, tuple[object, float]] = {}  # trial id -> (its actor, when that actor started it)
-        self.walls: list[float] = []  # finished trials' wall seconds
+        self.costs: dict[str, list[float]] = {}  # cell key -> its finished trials' Record.cost_s
+        for record in store.records():
+            self._cost(record)
         self.timed_out: dict[str, float] = {}  # trial id -> the limit it ran past
+        self.stopped: set[str] = set()  # Tune's ids of the trials this recorder stopped
+        logging.getLogger("ray.tune.execution.tune_controller").addFilter(self._quiet_stopped)
+
+    def _quiet_stopped(self, entry: logging.LogRecord) -> bool:
+        """Tune logs a trial whose actor the driver killed at its timeout as a crash, with a traceback of
+        Ray's internals: the view has already said it timed out, in one line."""
+        return not (entry.exc_info and any(f"trial {t}" in entry.getMessage() for t in self.stopped))
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -83,6 +94,8 @@ class Recorder(Callback):
         written = self._append(record)
         if written is None:
             return
+        if written:
+            self._cost(record)
         if written and self.searcher is not None:
             self.searcher.feed(record)
         if self.sync is not None and record.extra.get("wandb_folder"):
@@ -104,10 +117,12 @@ class Recorder(Callback):
 
     @_guarded
     def on_trial_complete(self, iteration, trials, trial, **info):
-        got = self.started.pop(trial.trial_id, None)
-        if got is not None:
-            self.walls.append(time.monotonic() - got[1])
+        self.started.pop(trial.trial_id, None)
         self.view.finished(trial.trial_id)
+
+    @_guarded
+    def on_experiment_end(self, trials, **info):
+        logging.getLogger("ray.tune.execution.tune_controller").removeFilter(self._quiet_stopped)
 
     @_guarded
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -118,16 +133,27 @@ class Recorder(Callback):
         self._watch(trials)
         self.view.refresh()
 
-    def limit(self) -> float | None:
-        """Seconds a trial may run now: the set timeout, else five times the median finished trial."""
+    def _cost(self, record: Record) -> None:
+        cost = record.cost_s if record.usable else None
+        if cost is not None:
+            self.costs.setdefault(record.cell_key, []).append(cost)
+
+    def limit(self, cell_key: str | None = None) -> float | None:
+        """Seconds a trial of `cell_key` may run: the set timeout, else a multiple of what its cell's trials
+        cost (a cached trial is charged what its artefacts took to make, so a warm cache does not shrink the
+        limit of a new seed that must make them), else of the costliest cell's, else none."""
         if self.timeout is not None:
             return self.timeout or None
-        return max(TIMEOUT_FLOOR_S, 5 * statistics.median(self.walls)) if self.walls else None
+        if self.costs.get(cell_key):
+            return max(TIMEOUT_FLOOR_S, CELL_TIMES * statistics.median(self.costs[cell_key]))
+        if self.costs:
+            return max(TIMEOUT_FLOOR_S, NEW_CELL_TIMES * max(statistics.median(v) for v in self.costs.values()))
+        return None
 
     def _watch(self, trials) -> None:
         """Stop trials running past the limit: their actor is killed (a stopped or hung worker included), and
         Tune retries them like a crash, up to --max-failures."""
-        limit, now = self.limit(), time.monotonic()
+        now = time.monotonic()
         for trial in trials:
             actor = getattr(getattr(trial, "temporary_state", None), "ray_actor", None)
             if trial.status != "RUNNING" or actor is None:
@@ -136,12 +162,15 @@ class Recorder(Callback):
             if seen is None or seen[0] is not actor:  # started, or restarted on a new actor
                 self.started[trial.trial_id] = (actor, now)
                 continue
+            about = trial.config.get("trial", {})
+            limit = self.limit(about.get("cell_key"))
             if limit is not None and now - seen[1] > limit:
                 import ray
 
-                key = trial.config.get("trial", {}).get("key", trial.trial_id)
+                key = about.get("key", trial.trial_id)
                 self.timed_out[key] = limit
                 self.started.pop(trial.trial_id)
+                self.stopped.add(str(trial))
                 log.warning("trial %s ran past its timeout of %.0f s: stopped (retried up to --max-failures)",
                             key, limit)
                 self.view.note(f"trial {key} timed out after {limit:.0f} s: stopped, retried up to --max-failures")
@@ -180,6 +209,8 @@ class Recorder(Callback):
 
 
 TIMEOUT_FLOOR_S = 60.0  # a trial is never stopped before this, whatever the others took
+CELL_TIMES = 5.0  # a trial may take this many times its cell's median cost
+NEW_CELL_TIMES = 10.0  # a cell with no finished trial: this many times the costliest cell's median
 
 
 def failed_record(trial, sweep: str, profile: str, error: str) -> Record:

@@ -105,7 +105,7 @@ class AdaptiveSearcher(PlanSearcher):
         self.trials = {(t.cell_key, t.seed): t for t in plan.trials}
         self.keys = {t.key for t in plan.trials}
         mine = [r for r in records if r.trial_key in self.keys and not r.fault]
-        self.walls: dict[str, list[float]] = {}
+        self.cell_costs: dict[str, list[float]] = {}
         for r in mine:
             self._cost(r)
         self.tracker = ClaimTracker(plan.design, headline, costs=self.costs(), parallel=parallel).replay(mine)
@@ -149,13 +149,13 @@ class AdaptiveSearcher(PlanSearcher):
             self.tracker.add(record)
 
     def _cost(self, record: Record) -> None:
-        wall = record.metrics.get("wall_s")
-        if isinstance(wall, (int, float)) and not isinstance(wall, bool) and wall > 0:
-            self.walls.setdefault(record.cell_key, []).append(float(wall))
+        cost = record.cost_s
+        if cost is not None:
+            self.cell_costs.setdefault(record.cell_key, []).append(cost)
 
     def costs(self) -> dict[str, float]:
-        """cell key -> mean measured wall seconds of its trials so far."""
-        return {k: sum(v) / len(v) for k, v in self.walls.items()}
+        """cell key -> mean measured cost of its trials so far (Record.cost_s: what a new seed will take)."""
+        return {k: sum(v) / len(v) for k, v in self.cell_costs.items()}
 
     def spent(self) -> int:
         """Trials of this plan recorded (earlier runs included) or running now, less those the orchestrator
