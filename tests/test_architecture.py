@@ -158,3 +158,36 @@ def test_the_entry_points_import_neither_torch_nor_ray_at_import_time():
             "print(sorted(m for m in ('torch', 'ray', 'wandb', 'diffusers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_importing_a_module_changes_nothing():
+    """Importing any module of ours leaves the environment and logging as they were (the third-party
+    packages it pulls in are imported first, so what they do on import is not counted against us)."""
+    import json
+    import subprocess
+    import sys
+
+    ours = sorted(MODULES)
+    code = f"""
+import json, logging, os, sys, warnings
+import numpy, scipy.special, torch, ray, ray.tune, wandb, diffusers, skimage, yaml, rich  # theirs, first
+from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, estimate_sigma  # loaded lazily
+def state():
+    loggers = {{n: (l.level, len(l.handlers), len(l.filters), l.propagate, l.disabled)
+               for n, l in logging.Logger.manager.loggerDict.items() if isinstance(l, logging.Logger)}}
+    root = logging.getLogger()
+    return dict(os.environ), loggers, (root.level, len(root.handlers)), len(warnings.filters)
+before = state()
+import importlib
+for name in {ours!r}:
+    if not name.endswith("__main__"):
+        importlib.import_module(name)
+after = state()
+env = sorted(k for k in set(before[0]) | set(after[0]) if before[0].get(k) != after[0].get(k))
+logs = sorted(n for n in before[1] if before[1][n] != after[1].get(n))
+print(json.dumps({{"env": env, "loggers": logs, "root": before[2] == after[2], "warnings": before[3] == after[3]}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"env": [], "loggers": [], "root": True, "warnings": True}, got
