@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -321,8 +322,12 @@ def test_a_hung_trial_ends_at_its_timeout_is_retried_and_the_sweep_finishes(tmp_
     said = " ".join(out.split())
     assert proc.returncode == 0, out[-3000:]
     assert "timed out after 25 s" in said, out[-3000:]
+    assert "Traceback" not in out  # the stop is one line, not Tune's crash report
     assert time.time() - t0 < 400
     one_ok_per_trial(runs / "hung" / "cpu", 4)
+    # the killed attempt's scratch folder went with its retry (a key's folders are prefixed by the run folder's id)
+    uid = json.loads((runs / "hung" / "cpu" / "run.json").read_text())["uid"]
+    assert not list(Path(tempfile.gettempdir()).glob(f"dipddpm-*-{uid}-*"))
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -111,7 +112,12 @@ def _run(cfg, images, spec: dict, ctx: dict, hub, image_bytes: int) -> dict:
     wandb_config = spec["config"] | {"sweep": ctx["sweep"], "profile": ctx["profile"], "cell": spec["cell"],
                                      "cell_label": label, "cell_key": spec["cell_key"], "trial_key": key,
                                      "run_scope": run_scope(ctx["run_uid"])}
-    with tempfile.TemporaryDirectory(prefix=f"dipddpm-{key}-") as tmp:
+    # an earlier attempt of this trial that the driver killed (its timeout) left its scratch folder: one driver
+    # runs a run folder, so a trial key runs once at a time in it, and what its earlier attempts left is theirs
+    scratch = f"dipddpm-{key}-{ctx['run_uid']}-"
+    for stale in Path(tempfile.gettempdir()).glob(scratch + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=scratch) as tmp:
         logger = TrialLogger(rid, cell_group(ctx["sweep"], ctx["profile"], ctx["run_uid"], spec["cell_key"], label),
                              ctx["project"], wandb_config, Path(tmp),
                              [ctx["profile"], cfg.method] + [t.lower() for t in tags], ctx["wandb_mode"],
