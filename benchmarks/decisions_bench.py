@@ -21,9 +21,11 @@ and the power at 1σ.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib
 import math
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -296,6 +298,7 @@ def old_package() -> str:
     dipddpm.metrics.check_metric_name = dipddpm.methods.check_metric_name  # the one name it needs that moved
     blob = subprocess.run(["git", "archive", TODAY, "orchestrator"], cwd=ROOT, capture_output=True, check=True).stdout
     where = Path(tempfile.mkdtemp(prefix="dipddpm-today-"))
+    atexit.register(shutil.rmtree, where, True)  # imported once per process; gone when it ends
     with tarfile.open(fileobj=BytesIO(blob)) as tar:
         tar.extractall(where, filter="data")
     (where / "orchestrator").rename(where / name)
