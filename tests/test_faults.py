@@ -4,6 +4,7 @@ again afterwards ends with exactly one ok record per trial."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -225,7 +226,7 @@ def test_a_fifo_in_an_image_folder_is_skipped_not_waited_on(tmp_path):
 
 # ---------------------------------------------------------------- report inputs
 
-def test_report_never_embeds_a_file_outside_the_run_folder(tmp_path):
+def test_report_never_embeds_a_file_outside_the_run_folder(tmp_path, caplog):
     import yaml
 
     from orchestrator.common.store import ResultsStore
@@ -245,11 +246,14 @@ def test_report_never_embeds_a_file_outside_the_run_folder(tmp_path):
         r = record_for(t, lambda t, i: 25.0, "ok", "cpu", "crafted")
         r["per_image"] = {evil: r["per_image"]["astronaut"]}
         store.append(r)
-    assert orch_main(["report", str(run), "--out", str(tmp_path / "out")]) == 0
+    with caplog.at_level(logging.WARNING):
+        assert orch_main(["report", str(run), "--out", str(tmp_path / "out")]) == 0
     page = (tmp_path / "out" / "report.html").read_text()
     import base64
 
     assert base64.b64encode(secret.read_bytes()).decode()[:40] not in page and "(refused" in page
+    said = [m for m in caplog.messages if "which is no image name" in m]
+    assert len(said) == len(p.trials)  # once per trial, not once per picture of it
 
 
 def test_records_of_another_sweep_in_the_file_are_counted_and_left_out(tmp_path, caplog):

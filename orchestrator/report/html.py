@@ -195,7 +195,7 @@ def image_grid_html(section: Section, run_dir: Path) -> str:
         return '<p class="note">(no image grid: no matched trials with saved images)</p>'
     images = list(cols[0][1].per_image)[: figures.MAX_IMAGES]
     head = "<th>image</th>" + "".join(f"<th>{_esc(t)}</th>" for t, *_ in cols)
-    rows = []
+    rows, refused = [], set()
     for image in images:
         tds = [f"<td>{_esc(image)}</td>"]
         for _title, rec, kind, field in cols:
@@ -204,8 +204,10 @@ def image_grid_html(section: Section, run_dir: Path) -> str:
             caption = f"{value:.2f} dB" if isinstance(value, (int, float)) else ""
             if path is None:
                 img = "(refused: not an image name)"
-                log.warning("%s: trial %s names image %r, which is no image name (it would leave the trial's "
-                            "folder); not embedded", run_dir, rec.trial_key, image[:80])
+                if (rec.trial_key, image) not in refused:  # once per trial and name, not per picture of it
+                    refused.add((rec.trial_key, image))
+                    log.warning("%s: trial %s names image %r, which is no image name (it would leave the "
+                                "trial's folder); not embedded", run_dir, rec.trial_key, image[:80])
             else:
                 img = f'<img alt="{kind}" src="{data_uri(path.read_bytes())}">' if path.is_file() else "(missing)"
             tds.append(f"<td>{img}{caption}</td>")
