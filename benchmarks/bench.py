@@ -27,7 +27,7 @@
    sizes, units per seed and trial costs), per scenario (Gaussian, diverged runs, lognormal, ties): correct
    decisions per CPU-hour and family-wise false verdicts of this searcher, main's at 6258d91 and a fixed
    grid on the same draws (--families, default 200, max_seeds 12); and the projection's calibration.
-9. verdicts (benchmarks/decisions_bench.py; not in the default run, ~40 min): every scenario of
+9. verdicts (benchmarks/decisions_bench.py; not in the default run, ~11 min): every scenario of
    tests/verdict_sims.py on a fixed grid (median and mean) and through the adaptive searcher (median), at
    --families families of K = 6 (default 2,000), family-wise false verdicts ± one Monte-Carlo SE, and the
    power at 1σ.
@@ -62,7 +62,7 @@ from dipddpm.trial import resolve  # noqa: E402
 from timed_sweep import SMOKE, stage_es  # noqa: E402
 
 SECTIONS = ("dip", "eval", "orchestration", "cache", "gpu", "report", "adaptive", "decisions", "verdicts")
-DEFAULT = tuple(s for s in SECTIONS if s != "verdicts")  # verdicts at full size is ~40 min: asked for by name
+DEFAULT = tuple(s for s in SECTIONS if s != "verdicts")  # verdicts at full size is ~11 min: asked for by name
 # --smoke's trial layer where a section does not time the network itself: the smoke size, the simple net
 SMOKE_TRIAL = {"data": SMOKE["data"], "dip": {"net": "simple"}}
 
