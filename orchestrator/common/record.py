@@ -100,6 +100,13 @@ class Record:
                if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
         return float(max(got)) if got else None
 
+    def add_cost(self, costs: dict[str, list[float]]) -> None:
+        """Append this trial's `cost_s` to its cell's list in `costs` (a failed trial's time says nothing of
+        what a good one takes, so only a usable trial counts): the per-cell costs the searcher allocates by
+        and the recorder times trials out by."""
+        if self.usable and self.cost_s is not None:
+            costs.setdefault(self.cell_key, []).append(self.cost_s)
+
     @property
     def tags(self) -> tuple[str, ...]:
         """ORACLE / FLOOR, as the trial's method says of its config."""

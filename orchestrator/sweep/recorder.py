@@ -61,7 +61,7 @@ class Recorder(Callback):
         self.started: dict[str, tuple[object, float]] = {}  # trial id -> (its actor, when that actor started it)
         self.costs: dict[str, list[float]] = {}  # cell key -> its finished trials' Record.cost_s
         for record in store.records():
-            self._cost(record)
+            record.add_cost(self.costs)
         self.timed_out: dict[str, float] = {}  # trial id -> the limit it ran past
         self.stopped: set[str] = set()  # Tune's ids of the trials this recorder stopped
         logging.getLogger("ray.tune.execution.tune_controller").addFilter(self._quiet_stopped)
@@ -95,7 +95,7 @@ class Recorder(Callback):
         if written is None:
             return
         if written:
-            self._cost(record)
+            record.add_cost(self.costs)
         if written and self.searcher is not None:
             self.searcher.feed(record)
         if self.sync is not None and record.extra.get("wandb_folder"):
@@ -132,11 +132,6 @@ class Recorder(Callback):
     def on_step_end(self, iteration, trials, **info):
         self._watch(trials)
         self.view.refresh()
-
-    def _cost(self, record: Record) -> None:
-        cost = record.cost_s if record.usable else None
-        if cost is not None:
-            self.costs.setdefault(record.cell_key, []).append(cost)
 
     def limit(self, cell_key: str | None = None) -> float | None:
         """Seconds a trial of `cell_key` may run: the set timeout, else a multiple of what its cell's trials

@@ -107,7 +107,7 @@ class AdaptiveSearcher(PlanSearcher):
         mine = [r for r in records if r.trial_key in self.keys and not r.fault]
         self.cell_costs: dict[str, list[float]] = {}
         for r in mine:
-            self._cost(r)
+            r.add_cost(self.cell_costs)
         self.tracker = ClaimTracker(plan.design, headline, costs=self.costs(), parallel=parallel).replay(mine)
         # The sweep's questions first: the first seeds of the cells its priority-1 claims pair, then their added
         # seeds; the rest of the grid's first seeds after (or while the questions wait on trials running).
@@ -144,14 +144,9 @@ class AdaptiveSearcher(PlanSearcher):
             self.faulted.add(record.trial_key)
         if record.trial_key in self.keys and not record.fault:
             self.recorded.add(record.trial_key)
-            self._cost(record)
+            record.add_cost(self.cell_costs)
             self.tracker.costs = self.costs()
             self.tracker.add(record)
-
-    def _cost(self, record: Record) -> None:
-        cost = record.cost_s
-        if cost is not None:
-            self.cell_costs.setdefault(record.cell_key, []).append(cost)
 
     def costs(self) -> dict[str, float]:
         """cell key -> mean measured cost of its trials so far (Record.cost_s: what a new seed will take)."""
